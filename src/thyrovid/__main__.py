@@ -1,0 +1,5 @@
+import sys
+
+from thyrovid.cli import main
+
+sys.exit(main())
