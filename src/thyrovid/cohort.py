@@ -1,0 +1,446 @@
+"""cohort.csv: the schema, reading, label normalisation and row validation.
+
+A cohort.csv has one row per labelled key frame (see ARCHITECTURE.md). Row numbers in every
+message are 1-based *data* rows: row 1 is the first row under the header, i.e. line 2 of the
+file; messages say both ("row 3 (line 4)").
+
+Labels: ``0``/``1`` or ``benign``/``malignant`` (case-insensitive, surrounding blanks ignored);
+1 = malignant. Nothing else is accepted, so a typo is an error rather than a silent guess.
+
+Boxes are pixel coordinates ``x0, y0, x1, y1`` on the key frame (x right, y down, x1/y1
+exclusive); decimals are allowed (annotation tools export them). Frames are 0-based.
+
+Validation happens in two passes, both before any extraction:
+`read_cohort` checks each row on its own and the rows against each other (label within a
+nodule, split within a patient, missing files); `check_against_videos` opens each distinct video
+once (header only) to check frame indices and boxes against its size. Importers for annotation
+tool exports (`import_cvat_video`, `import_coco`) return cohort rows; `write_cohort` writes them.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from thyrovid.errors import CohortError, UserError
+
+REQUIRED = ("patient_id", "video", "center", "label", "frame", "x0", "y0", "x1", "y1")
+OPTIONAL = ("nodule_id", "split")
+COLUMNS = REQUIRED[:3] + ("nodule_id",) + REQUIRED[3:] + ("split",)
+SPLITS = ("train", "val", "test", "external")
+_LABELS = {"0": 0, "1": 1, "benign": 0, "malignant": 1}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one cohort row (row 0 = the file as a whole)."""
+
+    row: int
+    message: str
+    source: str = "cohort.csv"
+
+    def __str__(self) -> str:
+        if self.row <= 0:
+            return f"{self.source}: {self.message}"
+        return f"{self.source} row {self.row} (line {self.row + 1}): {self.message}"
+
+
+@dataclass
+class Cohort:
+    """A read cohort.
+
+    Attributes:
+        rows: one row per valid key frame, index = 1-based data row number. Columns: COLUMNS
+            with label int 0/1, frame int, x0..y1 float, split "" when not given, nodule_id
+            filled (defaults to patient_id), `video_path` (resolved absolute path), plus the
+            extra columns of the file as strings.
+        extras: names of the extra columns, in file order.
+        problems: the rows that were dropped and why.
+        path: the cohort.csv path.
+    """
+
+    rows: pd.DataFrame
+    extras: list[str]
+    problems: list[Problem] = field(default_factory=list)
+    path: Path = Path("cohort.csv")
+
+    def drop(self, problems: Iterable[Problem], strict: bool = False) -> None:
+        """Record `problems` and drop their rows (raise CohortError on the first if strict)."""
+        problems = list(problems)
+        if strict and problems:
+            raise CohortError(str(problems[0]))
+        self.problems.extend(problems)
+        bad = {p.row for p in problems}
+        self.rows = self.rows[~self.rows.index.isin(bad)]
+
+
+def parse_label(text: str) -> int:
+    """'0'/'1'/'benign'/'malignant' (any case) -> 0/1; ValueError otherwise."""
+    key = str(text).strip().lower()
+    if key not in _LABELS:
+        raise ValueError(f"label {text!r} is not 0/1 or benign/malignant")
+    return _LABELS[key]
+
+
+def _parse_frame(text: str) -> int:
+    value = float(text)  # "12" and "12.0" both fine; "12.5" is not a frame
+    if not value.is_integer() or value < 0:
+        raise ValueError(f"frame {text!r} is not a 0-based frame index")
+    return int(value)
+
+
+def _parse_coord(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} {text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} {text!r} is not a finite number")
+    return value
+
+
+def _header(df: pd.DataFrame, source: str) -> tuple[dict[str, str], list[str]]:
+    """Map normalised names to file names; unknown columns that look like typos are errors."""
+    names = {c: c.strip().lower() for c in df.columns}
+    known = set(COLUMNS)
+    found = {norm: orig for orig, norm in names.items() if norm in known}
+    missing = [c for c in REQUIRED if c not in found]
+    extras = [orig for orig, norm in names.items() if norm not in known]
+    if missing:
+        hints = []
+        for col in missing:
+            close = difflib.get_close_matches(col, [names[e] for e in extras], n=1, cutoff=0.75)
+            hints.append(f"{col} (unknown column {close[0]!r} looks like it)" if close else col)
+        raise CohortError(f"{source}: missing required column(s): {', '.join(hints)}")
+    return found, extras
+
+
+def read_cohort(path: str | os.PathLike, strict: bool = False) -> Cohort:
+    """Read and validate cohort.csv without opening any video.
+
+    Checks: required columns present (always fatal); numbers, labels and splits parse;
+    x1 > x0 and y1 > y0 and no negative coordinate; the video file exists (relative paths are
+    resolved against the CSV's folder); one label per nodule; one split per patient.
+
+    Args:
+        path: the cohort.csv.
+        strict: raise CohortError on the first problem instead of dropping the row.
+
+    Returns:
+        A Cohort; its `problems` lists the rows dropped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CohortError(f"{path}: cohort file not found")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise CohortError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    source = path.name
+    found, extras = _header(raw, source)
+    raw.index = range(1, len(raw) + 1)
+    problems: list[Problem] = []
+    records = {}
+    for row, rec in raw.iterrows():
+        parsed, problem = _parse_row(rec, found, extras, path.parent, row, source)
+        if problem is not None:
+            if strict:
+                raise CohortError(str(problem))
+            problems.append(problem)
+        else:
+            records[row] = parsed
+    rows = pd.DataFrame.from_dict(records, orient="index")
+    if rows.empty:
+        rows = pd.DataFrame(columns=[*COLUMNS, "video_path", *extras])
+    cohort = Cohort(rows=rows, extras=extras, problems=problems, path=path)
+    cohort.drop(_consistency_problems(cohort.rows, source), strict=strict)
+    return cohort
+
+
+def _parse_row(rec, found, extras, base: Path, row: int, source: str):
+    out = {}
+    try:
+        for col in ("patient_id", "video", "center"):
+            out[col] = str(rec[found[col]]).strip()
+            if not out[col]:
+                raise ValueError(f"{col} is empty")
+        nodule = str(rec[found["nodule_id"]]).strip() if "nodule_id" in found else ""
+        out["nodule_id"] = nodule or out["patient_id"]
+        out["label"] = parse_label(rec[found["label"]])
+        out["frame"] = _parse_frame(rec[found["frame"]])
+        for col in ("x0", "y0", "x1", "y1"):
+            out[col] = _parse_coord(col, rec[found[col]])
+        split = str(rec[found["split"]]).strip().lower() if "split" in found else ""
+        if split and split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of {'/'.join(SPLITS)} (or empty)")
+        out["split"] = split
+    except ValueError as exc:
+        return None, Problem(row, str(exc), source)
+    if out["x1"] <= out["x0"] or out["y1"] <= out["y0"]:
+        box = f"({out['x0']:g}, {out['y0']:g}, {out['x1']:g}, {out['y1']:g})"
+        return None, Problem(row, f"box {box} has x1 <= x0 or y1 <= y0", source)
+    if min(out["x0"], out["y0"]) < 0:
+        return None, Problem(row, "box starts outside the frame (negative coordinate)", source)
+    video = Path(out["video"])
+    out["video_path"] = str(video if video.is_absolute() else (base / video).resolve())
+    if not os.path.exists(out["video_path"]):
+        return None, Problem(row, f"video {out['video']!r} not found", source)
+    for col in extras:
+        out[col] = rec[col]
+    return out, None
+
+
+def _consistency_problems(rows: pd.DataFrame, source: str) -> list[Problem]:
+    """One label per nodule, one split per patient: every row of a conflicting group is bad."""
+    problems = []
+    if rows.empty:
+        return problems
+    for (patient, nodule), grp in rows.groupby(["patient_id", "nodule_id"], sort=False):
+        if grp["label"].nunique() > 1:
+            first = grp.index[0]
+            for row in grp.index[grp["label"] != grp["label"].iloc[0]]:
+                msg = (
+                    f"label {grp.at[row, 'label']} differs from label {grp['label'].iloc[0]} "
+                    f"in row {first} for nodule {nodule!r} of patient {patient!r}; "
+                    "all rows of this nodule skipped"
+                )
+                problems.append(Problem(row, msg, source))
+            problems.append(Problem(first, f"nodule {nodule!r} has conflicting labels", source))
+    for patient, grp in rows.groupby("patient_id", sort=False):
+        given = sorted(s for s in grp["split"].unique() if s)
+        if len(given) > 1:
+            for row in grp.index:
+                msg = f"patient {patient!r} is in two splits ({', '.join(given)}); rows skipped"
+                problems.append(Problem(row, msg, source))
+    return sorted(problems, key=lambda p: p.row)
+
+
+def box_problem(box: tuple[float, float, float, float], width: int, height: int) -> str | None:
+    """Why `box` (x0, y0, x1, y1) does not fit a width x height frame, or None."""
+    x0, y0, x1, y1 = box
+    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+        return f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is outside the {width}x{height} frame"
+    return None
+
+
+def check_against_videos(
+    cohort: Cohort, headers: Mapping[str, object], strict: bool = False
+) -> None:
+    """Check frame indices and boxes against each video's header; drop bad rows.
+
+    Args:
+        cohort: from `read_cohort`.
+        headers: video_path -> VideoInfo, or -> an error message (str) when it would not open.
+        strict: raise CohortError on the first problem.
+    """
+    source = cohort.path.name
+    problems = []
+    for row, rec in cohort.rows.iterrows():
+        info = headers[rec["video_path"]]
+        if isinstance(info, str):
+            problems.append(Problem(row, info, source))
+            continue
+        if rec["frame"] >= info.n_frames:
+            msg = f"frame {rec['frame']} is beyond the video ({info.n_frames} frames, 0-based)"
+            problems.append(Problem(row, msg, source))
+            continue
+        box = (rec["x0"], rec["y0"], rec["x1"], rec["y1"])
+        why = box_problem(box, info.width, info.height)
+        if why:
+            problems.append(Problem(row, why, source))
+        if strict and problems:
+            break
+    cohort.drop(problems, strict=strict)
+
+
+# ---------------------------------------------------------------- writing and importing
+
+
+def write_cohort(rows: Iterable[Mapping], path: str | os.PathLike) -> Path:
+    """Write cohort rows (dicts with COLUMNS keys, extras allowed) to `path` atomically."""
+    rows = list(rows)
+    path = Path(path)
+    extras = []
+    for rec in rows:
+        extras += [k for k in rec if k not in COLUMNS and k not in extras]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[*COLUMNS, *extras], lineterminator="\n")
+    writer.writeheader()
+    for rec in rows:
+        writer.writerow({k: _fmt(v) for k, v in rec.items()})
+    atomic_write_text(path, buf.getvalue())
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` via a temporary file in the same folder and os.replace."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def _track_label(name: str, default) -> int:
+    try:
+        return parse_label(name)
+    except ValueError:
+        if default is None:
+            raise UserError(
+                f"annotation label {name!r} is not benign/malignant: pass label=0/1"
+            ) from None
+        return parse_label(str(default))
+
+
+def import_cvat_video(
+    xml_path: str | os.PathLike,
+    video: str,
+    patient_id: str,
+    center: str,
+    label: int | str | None = None,
+    nodule_id: str | None = None,
+    keyframes_only: bool = True,
+) -> list[dict]:
+    """Cohort rows from a "CVAT for video 1.1" XML export of one video.
+
+    Each ``<track>`` is one nodule; each ``<box>`` with ``outside="0"`` (and ``keyframe="1"``
+    when `keyframes_only`, i.e. the boxes the clinician drew, not CVAT's interpolations) is
+    one key frame. CVAT numbers frames within the task; ``start_frame`` and ``frame_filter``
+    (``step=K``) from ``<meta>`` map them back to video frames: start_frame + frame * K.
+
+    Args:
+        xml_path: the CVAT XML file.
+        video: the video path as it should appear in cohort.csv (relative to the CSV).
+        patient_id, center: written on every row.
+        label: 0/1/benign/malignant, used when a track's label is not itself benign/malignant.
+        nodule_id: nodule id for a single track (default patient_id); with several tracks
+            nodule ids are ``<nodule_id or patient_id>-t<track id>``.
+        keyframes_only: keep only boxes marked keyframe="1".
+
+    Returns:
+        Cohort rows (dicts) sorted by nodule then frame; boxes x1/y1 exclusive in pixels.
+    """
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(xml_path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise UserError(f"{xml_path}: not a readable CVAT XML file ({exc})") from None
+    start = int(root.findtext(".//meta/task/start_frame", "0") or 0)
+    step_text = root.findtext(".//meta/task/frame_filter", "") or ""
+    step = int(re.search(r"step\s*=\s*(\d+)", step_text).group(1)) if "step" in step_text else 1
+    tracks = root.findall("track")
+    if not tracks:
+        raise UserError(f"{xml_path}: no <track> elements (is it a 'CVAT for video 1.1' export?)")
+    base = nodule_id or patient_id
+    rows = []
+    for track in tracks:
+        tid = track.get("id", str(len(rows)))
+        track_label = _track_label(track.get("label", ""), label)
+        nid = base if len(tracks) == 1 else f"{base}-t{tid}"
+        for box in track.findall("box"):
+            if box.get("outside", "0") == "1":
+                continue
+            if keyframes_only and box.get("keyframe", "1") != "1":
+                continue
+            rows.append(
+                {
+                    "patient_id": patient_id,
+                    "video": video,
+                    "center": center,
+                    "nodule_id": nid,
+                    "label": track_label,
+                    "frame": start + int(box.get("frame")) * step,
+                    "x0": float(box.get("xtl")),
+                    "y0": float(box.get("ytl")),
+                    "x1": float(box.get("xbr")),
+                    "y1": float(box.get("ybr")),
+                    "split": "",
+                }
+            )
+    return sorted(rows, key=lambda r: (r["nodule_id"], r["frame"]))
+
+
+def _coco_frame(image: Mapping) -> int:
+    for key in ("frame_id", "frame"):
+        if key in image:
+            return int(image[key])
+    digits = re.findall(r"\d+", Path(str(image.get("file_name", ""))).stem)
+    if not digits:
+        raise UserError(f"COCO image {image.get('id')!r}: no frame number in its file_name")
+    return int(digits[-1])
+
+
+def import_coco(
+    json_path: str | os.PathLike,
+    video: str,
+    patient_id: str,
+    center: str,
+    label: int | str | None = None,
+    nodule_id: str | None = None,
+) -> list[dict]:
+    """Cohort rows from a COCO JSON box export of the frames of one video.
+
+    The frame index of an image is its ``frame_id`` (or ``frame``) field when present, else the
+    last number in its ``file_name`` (CVAT exports ``frame_000123.PNG``). ``bbox`` is COCO's
+    ``[x, y, width, height]`` -> x0=x, y0=y, x1=x+width, y1=y+height. Annotations with a
+    ``track_id`` (top level or in ``attributes``) are grouped into nodules by it; otherwise by
+    category. A category named benign/malignant gives the label, else `label` is used.
+
+    Args and Returns: as `import_cvat_video`.
+    """
+    import json
+
+    try:
+        data = json.loads(Path(json_path).read_text(encoding="utf-8"))
+        images = {img["id"]: img for img in data["images"]}
+        categories = {c["id"]: c.get("name", str(c["id"])) for c in data.get("categories", [])}
+        annotations = data["annotations"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{json_path}: not a COCO JSON box export ({exc!r})") from None
+
+    def group(ann):
+        tid = ann.get("track_id", (ann.get("attributes") or {}).get("track_id"))
+        return f"t{tid}" if tid is not None else categories.get(ann.get("category_id"), "")
+
+    groups = sorted({group(a) for a in annotations})
+    base = nodule_id or patient_id
+    rows = []
+    for ann in annotations:
+        x, y, w, h = (float(v) for v in ann["bbox"])
+        name = categories.get(ann.get("category_id"), "")
+        nid = base if len(groups) == 1 else f"{base}-{group(ann)}"
+        rows.append(
+            {
+                "patient_id": patient_id,
+                "video": video,
+                "center": center,
+                "nodule_id": nid,
+                "label": _track_label(name, label),
+                "frame": _coco_frame(images[ann["image_id"]]),
+                "x0": x,
+                "y0": y,
+                "x1": x + w,
+                "y1": y + h,
+                "split": "",
+            }
+        )
+    return sorted(rows, key=lambda r: (r["nodule_id"], r["frame"]))

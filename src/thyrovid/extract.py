@@ -1,0 +1,486 @@
+"""`thyrovid extract`: validated cohort.csv -> uint8 clip cache + WORK/clips.csv.
+
+The paper's labelling procedure at scale: for every labelled key frame, take the window of
+`frames` frames around it, crop the clinician's box expanded `expand`x about its centre
+(clamped to the imaging region), resize to size x size and store it as grey uint8.
+
+Conventions:
+- Window: the key frame sits at window index frames // 2; near the ends of the video the
+  window is shifted to stay inside it. A video shorter than the window contributes all its
+  frames, padded by repeating the first frame (pad_before = (frames - n) // 2 times) and the
+  last frame; clips.csv records n_frames (real frames), padded and pad_before.
+- Box: expanded about its centre (aspect kept), rounded to whole pixels, clamped to the
+  ultrasound region (VideoInfo.region) or the frame; the box used is roi_x0..roi_y1 in
+  clips.csv. The crop is resized to size x size without keeping its aspect ratio (the paper
+  resizes to 224 x 224): cv2.INTER_AREA when shrinking, INTER_LINEAR when enlarging.
+- Files: WORK/clips/<clip_id>.npy uint8 (T, size, size); WORK/images/<clip_id>.npy uint8
+  (size, size), the key frame's crop (for the 2D models); WORK/clips.csv; WORK/extract.json
+  (the parameters; a WORK folder never mixes parameters unless --overwrite).
+- Resume: each .npy is written to a temporary name and renamed, so a clip file that exists is
+  complete; a rerun reuses every clip whose file has the right shape and whose window and box
+  match the previous clips.csv. Test hook: THYROVID_EXTRACT_DELAY_S sleeps after each clip.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from thyrovid.cohort import (
+    Cohort,
+    Problem,
+    _fmt,
+    atomic_write_text,
+    check_against_videos,
+    read_cohort,
+)
+from thyrovid.errors import UserError
+from thyrovid.splits import assign_splits, conflicts, patient_table
+
+HELP = "validate cohort.csv and cut 32-frame ROI clips into a work folder"
+CHUNK = 64  # frames decoded per frames() call: bounds memory on long, high-resolution videos
+FIRST_COLUMNS = [
+    "clip_id", "patient_id", "nodule_id", "video_id", "center", "label", "split", "key_frame",
+    "first_frame", "n_frames", "padded", "pad_before", "clip_path", "image_path",
+    "roi_x0", "roi_y0", "roi_x1", "roi_y1", "x0", "y0", "x1", "y1", "row", "video",
+]  # fmt: skip
+_PLAN_KEYS = ["video_id", "key_frame", "first_frame", "n_frames", "pad_before",
+              "roi_x0", "roi_y0", "roi_x1", "roi_y1"]  # fmt: skip
+
+
+@dataclass
+class ExtractReport:
+    """What `extract` did. `skipped`: one line per dropped row; `clips`: rows in clips.csv."""
+
+    work_dir: str
+    rows: int
+    clips: int
+    extracted: int
+    reused: int
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    splits: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def expand_box(box: Sequence[float], expand: float, bounds: Sequence[int]):
+    """Expand `box` (x0, y0, x1, y1) `expand`x about its centre, round, clamp to `bounds`.
+
+    Returns:
+        (x0, y0, x1, y1) ints, x1/y1 exclusive, or None when nothing of it is inside `bounds`.
+    """
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    hw, hh = (x1 - x0) * expand / 2, (y1 - y0) * expand / 2
+    bx0, by0, bx1, by1 = bounds
+    out = (
+        max(bx0, math.floor(cx - hw + 0.5)),
+        max(by0, math.floor(cy - hh + 0.5)),
+        min(bx1, math.floor(cx + hw + 0.5)),
+        min(by1, math.floor(cy + hh + 0.5)),
+    )
+    return out if out[2] > out[0] and out[3] > out[1] else None
+
+
+def clip_window(key_frame: int, n_video: int, frames: int) -> tuple[int, int, int]:
+    """The window of `frames` frames around `key_frame` -> (first_frame, n_real, pad_before)."""
+    if n_video >= frames:
+        first = min(max(key_frame - frames // 2, 0), n_video - frames)
+        return first, frames, 0
+    return 0, n_video, (frames - n_video) // 2
+
+
+def window_indices(first: int, n_real: int, pad_before: int, frames: int) -> list[int]:
+    """Video frame index of each of the `frames` window positions (edges repeated)."""
+    return [first + min(max(i - pad_before, 0), n_real - 1) for i in range(frames)]
+
+
+def resize_crop(crop: np.ndarray, size: int) -> np.ndarray:
+    """(h, w) uint8 -> (size, size) uint8; INTER_AREA when shrinking, else INTER_LINEAR."""
+    import cv2
+
+    h, w = crop.shape
+    if (h, w) == (size, size):
+        return np.ascontiguousarray(crop)
+    interp = cv2.INTER_AREA if h * w > size * size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def video_ids(videos: Iterable[str]) -> dict[str, str]:
+    """Cohort video paths -> pseudonymous ids: the file stem, with parent folders if shared."""
+    parts = {}
+    for v in videos:
+        p = PurePosixPath(v.replace("\\", "/"))
+        names = [x for x in p.parts if x not in ("", ".", "..", "/")]
+        names[-1] = PurePosixPath(names[-1]).stem or names[-1]
+        parts[v] = [re.sub(r"[^A-Za-z0-9._-]+", "_", x) for x in names]
+    out = {}
+    for v, names in parts.items():
+        depth = 1
+        while True:
+            vid = "_".join(names[-depth:])
+            clash = [w for w, n in parts.items() if w != v and "_".join(n[-depth:]) == vid]
+            if not clash or depth >= len(names):
+                break
+            depth += 1
+        out[v] = vid if not clash else f"{vid}_{sorted(parts).index(v)}"
+    return out
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npy")
+    with open(tmp, "wb") as fh:
+        np.save(fh, array)
+    os.replace(tmp, path)
+
+
+def _is_done(path: Path, shape: tuple[int, ...]) -> bool:
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    return arr.shape == shape and arr.dtype == np.uint8
+
+
+def _init_worker() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def extract_video(job: dict) -> list[tuple[int, str | None]]:
+    """Extract every pending clip of one video, decoding each needed frame once.
+
+    Args:
+        job: video_path, size, frames, and clips: list of dicts with row, indices (T video
+            frame indices), key_pos, roi (x0, y0, x1, y1), clip_file, image_file.
+
+    Returns:
+        (row, error message or None) per clip.
+    """
+    from thyrovid.io import open_video, to_gray
+
+    delay = float(os.environ.get("THYROVID_EXTRACT_DELAY_S", "0") or 0)
+    clips = sorted(job["clips"], key=lambda c: max(c["indices"]))
+    needed = sorted({i for c in clips for i in c["indices"]})
+    done: list[tuple[int, str | None]] = []
+    crops: list[dict[int, np.ndarray]] = [{} for _ in clips]
+    try:
+        with open_video(job["video_path"]) as video:
+            for start in range(0, len(needed), CHUNK):
+                chunk = needed[start : start + CHUNK]
+                block = video.frames(chunk)
+                for k, c in enumerate(clips):
+                    x0, y0, x1, y1 = c["roi"]
+                    want = set(c["indices"])
+                    for j, fi in enumerate(chunk):
+                        if fi in want:
+                            gray = to_gray(block[j : j + 1, y0:y1, x0:x1])[0]
+                            crops[k][fi] = resize_crop(gray, job["size"])
+                while (
+                    clips
+                    and len(done) < len(clips)
+                    and max(clips[len(done)]["indices"]) <= chunk[-1]
+                ):
+                    k = len(done)
+                    c = clips[k]
+                    clip = np.stack([crops[k][i] for i in c["indices"]])
+                    _save_atomic(Path(c["image_file"]), clip[c["key_pos"]].copy())
+                    _save_atomic(Path(c["clip_file"]), clip)
+                    crops[k] = {}
+                    done.append((c["row"], None))
+                    if delay:
+                        time.sleep(delay)
+    except UserError as exc:
+        msg = f"video could not be decoded ({exc})"
+        return done + [(c["row"], msg) for c in clips[len(done) :]]
+    return done
+
+
+def _read_headers(cohort: Cohort) -> dict[str, object]:
+    """Open each distinct video once (header only): video_path -> VideoInfo or error line."""
+    from thyrovid.io import open_video
+
+    headers: dict[str, object] = {}
+    for path, video in cohort.rows.groupby("video_path", sort=False)["video"].first().items():
+        try:
+            with open_video(path) as v:
+                headers[path] = v.info
+        except UserError as exc:
+            headers[path] = f"video {video!r} could not be opened ({exc})"
+    return headers
+
+
+def plan_clips(
+    cohort: Cohort, headers: dict, frames: int, size: int, expand: float
+) -> pd.DataFrame:
+    """One clips.csv row per cohort row (without split); rows that cannot be cut are dropped."""
+    rows = cohort.rows
+    ids = video_ids(rows["video"].unique())
+    shared = rows.groupby("nodule_id")["patient_id"].nunique()
+    shared = set(shared[shared > 1].index)
+    problems, out, seen = [], [], {}
+    for row, r in rows.iterrows():
+        info = headers[r["video_path"]]
+        bounds = info.region or (0, 0, info.width, info.height)
+        bounds = (max(bounds[0], 0), max(bounds[1], 0), min(bounds[2], info.width),
+                  min(bounds[3], info.height))  # fmt: skip
+        roi = expand_box((r["x0"], r["y0"], r["x1"], r["y1"]), expand, bounds)
+        if roi is None:
+            problems.append(Problem(row, f"box is outside the imaging region {bounds}"))
+            continue
+        first, n_real, pad = clip_window(int(r["frame"]), info.n_frames, frames)
+        vid = ids[r["video"]]
+        nodule = (
+            f"{r['patient_id']}:{r['nodule_id']}" if r["nodule_id"] in shared else r["nodule_id"]
+        )
+        clip_id = f"{vid}_f{int(r['frame']):05d}"
+        if clip_id in seen:
+            clip_id += "_" + re.sub(r"[^A-Za-z0-9._-]+", "_", str(r["nodule_id"]))
+        if clip_id in seen:
+            problems.append(
+                Problem(row, f"same video, key frame and nodule as row {seen[clip_id]}")
+            )
+            continue
+        seen[clip_id] = row
+        rec = {
+            "clip_id": clip_id, "patient_id": r["patient_id"], "nodule_id": nodule,
+            "video_id": vid, "center": r["center"], "label": int(r["label"]),
+            "split": r["split"], "key_frame": int(r["frame"]), "first_frame": first,
+            "n_frames": n_real, "padded": int(n_real < frames), "pad_before": pad,
+            "clip_path": f"clips/{clip_id}.npy", "image_path": f"images/{clip_id}.npy",
+            "roi_x0": roi[0], "roi_y0": roi[1], "roi_x1": roi[2], "roi_y1": roi[3],
+            "x0": _fmt(r["x0"]), "y0": _fmt(r["y0"]), "x1": _fmt(r["x1"]), "y1": _fmt(r["y1"]),
+            "row": row, "video": r["video"], "video_path": r["video_path"],
+        }  # fmt: skip
+        for col in cohort.extras:
+            rec[col if col not in FIRST_COLUMNS else f"cohort_{col}"] = r[col]
+        out.append(rec)
+    source = cohort.path.name
+    return pd.DataFrame(out), [Problem(p.row, p.message, source) for p in problems]
+
+
+def _check_params(work: Path, params: dict, overwrite: bool) -> None:
+    path = work / "extract.json"
+    if path.exists() and not overwrite:
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = {}
+        if any(old.get(k) != v for k, v in params.items()):
+            have = ", ".join(f"{k}={old.get(k)}" for k in params)
+            raise UserError(
+                f"{work}: already extracted with {have}; use the same parameters, another "
+                "--out folder, or --overwrite"
+            )
+    atomic_write_text(path, json.dumps(params, indent=2, sort_keys=True) + "\n")
+
+
+def _pending(plan: pd.DataFrame, work: Path, frames: int, size: int, overwrite: bool) -> pd.Series:
+    """Boolean mask of the plan rows whose clip must be (re)extracted."""
+    old = {}
+    if (work / "clips.csv").exists() and not overwrite:
+        prev = pd.read_csv(work / "clips.csv", dtype=str, keep_default_na=False)
+        if set(_PLAN_KEYS) <= set(prev.columns):
+            old = {r.clip_id: [getattr(r, k) for k in _PLAN_KEYS] for r in prev.itertuples()}
+    todo = []
+    for rec in plan.itertuples():
+        if overwrite:
+            todo.append(True)
+            continue
+        same = rec.clip_id not in old or old[rec.clip_id] == [
+            str(getattr(rec, k)) for k in _PLAN_KEYS
+        ]
+        ok = (
+            same
+            and _is_done(work / rec.clip_path, (frames, size, size))
+            and _is_done(work / rec.image_path, (size, size))
+        )
+        todo.append(not ok)
+    return pd.Series(todo, index=plan.index, dtype=bool)
+
+
+def _jobs(plan: pd.DataFrame, work: Path, frames: int, size: int) -> list[dict]:
+    jobs = []
+    for path, grp in plan.groupby("video_path", sort=False):
+        clips = []
+        for rec in grp.itertuples():
+            indices = window_indices(rec.first_frame, rec.n_frames, rec.pad_before, frames)
+            clips.append({
+                "row": rec.row, "indices": indices,
+                "key_pos": rec.key_frame - rec.first_frame + rec.pad_before,
+                "roi": (rec.roi_x0, rec.roi_y0, rec.roi_x1, rec.roi_y1),
+                "clip_file": str(work / rec.clip_path), "image_file": str(work / rec.image_path),
+            })  # fmt: skip
+        jobs.append({"video_path": path, "size": size, "frames": frames, "clips": clips})
+    return sorted(jobs, key=lambda j: -len(j["clips"]))
+
+
+def _run_jobs(jobs: list[dict], workers: int) -> list[tuple[int, str | None]]:
+    from tqdm import tqdm
+
+    results = []
+    total = sum(len(j["clips"]) for j in jobs)
+    with tqdm(total=total, unit="clip", desc="extract", file=sys.stderr, disable=None) as bar:
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                results += extract_video(job)
+                bar.update(len(job["clips"]))
+            return results
+        ctx = get_context("spawn")
+        n = min(workers, len(jobs))
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker) as pool:
+            futures = {pool.submit(extract_video, job): job for job in jobs}
+            for fut in as_completed(futures):
+                results += fut.result()
+                bar.update(len(futures[fut]["clips"]))
+    return results
+
+
+def _remove_stale_temps(work: Path) -> None:
+    for folder in (work / "clips", work / "images"):
+        for tmp in folder.glob(".*.tmp-*.npy"):
+            tmp.unlink(missing_ok=True)
+
+
+def extract(
+    cohort_csv: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    frames: int = 32,
+    size: int = 224,
+    expand: float = 1.5,
+    workers: int | None = None,
+    overwrite: bool = False,
+    strict: bool = False,
+    external_centers: Sequence[str] = (),
+    seed: int = 0,
+) -> ExtractReport:
+    """Validate `cohort_csv` and write the clip cache and clips.csv into `out_dir`.
+
+    Args:
+        cohort_csv: the cohort (contract in ARCHITECTURE.md).
+        out_dir: the work folder WORK (created).
+        frames: clip length T (paper: 32).
+        size: output height = width in pixels (paper: 224).
+        expand: box expansion about its centre (paper: 1.5).
+        workers: processes decoding videos in parallel; default min(2, cpu count).
+        overwrite: re-extract every clip, and allow new parameters in an existing WORK.
+        strict: stop with CohortError at the first bad row instead of skipping it.
+        external_centers: centers whose patients form the external test split.
+        seed: the split seed (see thyrovid.splits).
+
+    Returns:
+        ExtractReport. Rows that could not be used are listed in its `skipped`.
+    """
+    t0 = time.perf_counter()
+    if frames < 1 or size < 1 or not expand > 0:
+        raise UserError(f"need frames >= 1, size >= 1, expand > 0 (got {frames}, {size}, {expand})")
+    workers = workers or min(2, os.cpu_count() or 1)
+    cohort = read_cohort(cohort_csv, strict=strict)
+    n_rows = len(cohort.rows) + len({p.row for p in cohort.problems})
+    headers = _read_headers(cohort)
+    check_against_videos(cohort, headers, strict=strict)
+    plan, problems = plan_clips(cohort, headers, frames, size, expand)
+    cohort.drop(problems, strict=strict)
+    if not plan.empty:
+        plan = plan[plan["row"].isin(cohort.rows.index)].reset_index(drop=True)
+    patients = patient_table(cohort.rows)
+    warnings = list(conflicts(patients, external_centers).values())
+    split_of = assign_splits(patients, external_centers, seed=seed)
+
+    work = Path(out_dir)
+    (work / "clips").mkdir(parents=True, exist_ok=True)
+    (work / "images").mkdir(parents=True, exist_ok=True)
+    _check_params(work, {"frames": frames, "size": size, "expand": expand, "format": 1}, overwrite)
+    _remove_stale_temps(work)
+    failed = {}
+    n_todo = 0
+    if not plan.empty:
+        plan["split"] = plan["patient_id"].map(split_of)
+        todo = _pending(plan, work, frames, size, overwrite)
+        n_todo = int(todo.sum())
+        results = _run_jobs(_jobs(plan[todo], work, frames, size), workers)
+        failed = {row: msg for row, msg in results if msg}
+    skipped = [str(p) for p in cohort.problems]
+    skipped += [str(Problem(r, m, cohort.path.name)) for r, m in sorted(failed.items())]
+    if not plan.empty:
+        plan = plan[~plan["row"].isin(failed)]
+    _write_clips_csv(plan, work)
+    return ExtractReport(
+        work_dir=str(work),
+        rows=n_rows,
+        clips=len(plan),
+        extracted=n_todo - len(failed),
+        reused=len(plan) - (n_todo - len(failed)),
+        skipped=skipped,
+        warnings=warnings,
+        splits=dict(sorted(Counter(plan["split"]).items())) if len(plan) else {},
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+
+
+def _write_clips_csv(plan: pd.DataFrame, work: Path) -> None:
+    if plan.empty:
+        plan = pd.DataFrame(columns=FIRST_COLUMNS)
+    cols = FIRST_COLUMNS + [c for c in plan.columns if c not in FIRST_COLUMNS + ["video_path"]]
+    atomic_write_text(work / "clips.csv", plan[cols].to_csv(index=False, lineterminator="\n"))
+
+
+def add_arguments(parser) -> None:
+    """The `thyrovid extract` arguments."""
+    parser.add_argument("cohort", metavar="COHORT_CSV", help="cohort.csv (see ARCHITECTURE.md)")
+    parser.add_argument("--out", required=True, metavar="WORK", help="work folder to write")
+    parser.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
+    parser.add_argument("--size", type=int, default=224, help="clip height/width (default 224)")
+    parser.add_argument("--expand", type=float, default=1.5, help="box expansion (default 1.5)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes (default min(2, CPUs))"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="re-extract every clip")
+    parser.add_argument("--strict", action="store_true", help="stop at the first bad row")
+    parser.add_argument(
+        "--external-centers",
+        default="",
+        metavar="A,B",
+        help="centers forming the external test set",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+
+
+def run(args) -> int:
+    """Run `extract`, print skipped rows to stderr and a JSON summary to stdout."""
+    report = extract(
+        args.cohort,
+        args.out,
+        frames=args.frames,
+        size=args.size,
+        expand=args.expand,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        strict=args.strict,
+        external_centers=[c for c in args.external_centers.split(",") if c.strip()],
+        seed=args.seed,
+    )
+    for line in report.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    for line in report.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0 if report.clips else 2

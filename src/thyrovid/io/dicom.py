@@ -1,0 +1,451 @@
+"""DICOM cine clips (Ultrasound Multi-frame Image Storage and friends), decoded frame by frame.
+
+Opening reads the header only (pydicom, stop_before_pixels) and locates the Pixel Data
+value; `frames(indices)` then reads just those frames' bytes:
+
+- JPEG Baseline (8-bit): the frame's fragments go straight to OpenCV's `imdecode`
+  (libjpeg-turbo); the JPEG's own YCbCr -> RGB transform is applied by libjpeg, as
+  pydicom's decoders do for YBR_FULL_422 / YBR_FULL.
+- Native (uncompressed, little or big endian, 8/16 bit, planar or interleaved): the frame's
+  bytes are read at their fixed offset and viewed with numpy.
+- Other compressed syntaxes (JPEG 2000, JPEG-LS, RLE, JPEG extended/lossless): the frame's
+  bytes are passed to pydicom's decoder for that syntax, one frame at a time.
+- Video syntaxes (MPEG-2, H.264, HEVC): the encapsulated bitstream is decoded with PyAV.
+
+Output: uint8, (H, W, 3) RGB (colour, YBR converted, PALETTE COLOR through its LUT) or
+(H, W, 1) grey (MONOCHROME1 inverted; >8-bit grey mapped to 8 bits, see
+`dicom_meta.grey_range`).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from pydicom.uid import UID
+
+from thyrovid.errors import VideoError
+from thyrovid.io import dicom_meta
+from thyrovid.io.base import Video, VideoInfo
+from thyrovid.io.fragments import FragmentIndex, pread_exact
+
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+NATIVE = {IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE}
+VIDEO_SYNTAXES = {f"1.2.840.10008.1.2.4.{n}" for n in range(100, 109)}
+# Package that provides a pydicom decoder, by transfer syntax (non-GPL where one exists).
+_DECODER_PACKAGES = {
+    "1.2.840.10008.1.2.4.51": "pillow",
+    "1.2.840.10008.1.2.4.57": "python-gdcm",
+    "1.2.840.10008.1.2.4.70": "python-gdcm",
+    "1.2.840.10008.1.2.4.80": "pyjpegls",
+    "1.2.840.10008.1.2.4.81": "pyjpegls",
+    "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.91": "pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.201": "pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.202": "pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.203": "pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.5": "pylibjpeg-rle",
+}
+_PIXEL_DATA_TAG = (0x7FE0, 0x0010)
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
+_JPEG_PHOTOMETRICS = {
+    "YBR_FULL_422",
+    "YBR_FULL",
+    "RGB",
+    "MONOCHROME1",
+    "MONOCHROME2",
+    "PALETTE COLOR",
+}
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    text = text or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def libjpeg_transforms(jpeg: bytes) -> bool | None:
+    """Whether libjpeg converts this 3-component JPEG from YCbCr to RGB when decoding.
+
+    libjpeg's rule: a JFIF marker means YCbCr; else an Adobe APP14 marker's transform flag
+    decides; else component ids 'R','G','B' mean RGB and anything else YCbCr. pydicom instead
+    keeps the samples as stored (unless APP14 says otherwise) and converts by the DICOM
+    Photometric Interpretation; the OpenCV fast path is used only when both agree.
+    Returns None when the header cannot be parsed.
+    """
+    jfif, adobe, ids, pos = False, None, None, 2
+    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
+        marker = jpeg[pos + 1]
+        length = int.from_bytes(jpeg[pos + 2 : pos + 4], "big")
+        data = jpeg[pos + 4 : pos + 2 + length]
+        if marker == 0xE0 and data.startswith(b"JFIF\0"):
+            jfif = True
+        elif marker == 0xEE and data.startswith(b"Adobe") and len(data) >= 12:
+            adobe = data[11]
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(data) >= 6:
+            ids = tuple(data[6 + 3 * k] for k in range(data[5]) if 6 + 3 * k < len(data))
+        elif marker == 0xDA:
+            break
+        pos += 2 + length
+    if ids is None:
+        return None
+    if jfif:
+        return True
+    if adobe is not None:
+        return adobe != 0
+    return ids[:3] != (82, 71, 66)
+
+
+def read_header(path: str):
+    """Read the DICOM header (no pixel data). Returns (dataset, offset of the Pixel Data tag)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            return ds, fp.tell()
+    except InvalidDicomError:
+        raise VideoError(f"{path}: not a DICOM file (no 'DICM' marker at byte 128)") from None
+    except OSError as exc:
+        raise VideoError(f"{path}: cannot read file ({_one_line(exc)})") from None
+    except Exception as exc:  # pydicom raises many types on corrupt or truncated headers
+        raise VideoError(f"{path}: corrupt or truncated DICOM header ({_one_line(exc)})") from None
+
+
+def _pixel_data_value(fd: int, path: str, tag_offset: int, syntax: str) -> tuple[int, int, bytes]:
+    """(value offset, value length, VR) of the Pixel Data element whose tag is at `tag_offset`.
+
+    Length 0xFFFFFFFF means undefined (encapsulated); VR is b"" for implicit VR."""
+    head = os.pread(fd, 12, tag_offset)
+    little = syntax != EXPLICIT_BE
+    if len(head) < 8 or struct.unpack("<HH" if little else ">HH", head[:4]) != _PIXEL_DATA_TAG:
+        raise VideoError(f"{path}: no pixel data (not an image, or the file is truncated)")
+    if syntax == IMPLICIT_LE:
+        return tag_offset + 8, struct.unpack("<I", head[4:8])[0], b""
+    vr = head[4:6]
+    if vr in _LONG_VRS:
+        if len(head) < 12:
+            raise VideoError(f"{path}: file is truncated (in the pixel data header)")
+        return tag_offset + 12, struct.unpack("<I" if little else ">I", head[8:12])[0], vr
+    return tag_offset + 8, struct.unpack("<H" if little else ">H", head[6:8])[0], vr
+
+
+class DicomVideo(Video):
+    """A DICOM multi-frame (or single-frame) image read lazily. See the module docstring.
+
+    Args:
+        path: the DICOM file.
+
+    Raises:
+        VideoError: not a DICOM, truncated, no pixel data, unsupported or undecodable syntax.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        self._fd = None
+        ds, tag_offset = read_header(self.path)
+        meta = getattr(ds, "file_meta", None)
+        self.syntax = (
+            str(meta.get("TransferSyntaxUID", IMPLICIT_LE)) if meta is not None else IMPLICIT_LE
+        )
+        self._read_geometry(ds)
+        self._fd = os.open(self.path, os.O_RDONLY)
+        try:
+            self._locate_pixels(ds, tag_offset)
+            self._prepare_conversion(ds)
+        except BaseException:
+            self.close()
+            raise
+        self.info = self._make_info(ds)
+
+    # -- opening --------------------------------------------------------------------------
+    def _read_geometry(self, ds) -> None:
+        if "Rows" not in ds or "Columns" not in ds or "BitsAllocated" not in ds:
+            raise VideoError(f"{self.path}: no pixel data (not an image: no Rows/Columns/BitsAllocated)")
+        try:
+            self.rows, self.cols = int(ds.Rows), int(ds.Columns)
+            self.samples = int(ds.get("SamplesPerPixel", 1) or 1)
+            self.bits_allocated = int(ds.BitsAllocated)
+            self.bits_stored = int(ds.get("BitsStored", self.bits_allocated) or self.bits_allocated)
+            self.signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+            self.planar = int(ds.get("PlanarConfiguration", 0) or 0)
+            self.photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+            self.n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise VideoError(
+                f"{self.path}: no pixel data or incomplete image header ({_one_line(exc)})"
+            ) from None
+        if self.rows <= 0 or self.cols <= 0 or self.n_frames <= 0:
+            raise VideoError(f"{self.path}: empty image (Rows/Columns/NumberOfFrames is 0)")
+        if self.samples not in (1, 3) or self.bits_allocated not in (8, 16):
+            raise VideoError(
+                f"{self.path}: unsupported pixel format (SamplesPerPixel {self.samples}, "
+                f"BitsAllocated {self.bits_allocated}); expected 1 or 3 samples of 8 or 16 bits"
+            )
+
+    def _locate_pixels(self, ds, tag_offset: int) -> None:
+        if self.syntax == "1.2.840.10008.1.2.1.99":
+            raise VideoError(
+                f"{self.path}: deflated transfer syntax is not supported; re-save it uncompressed"
+            )
+        size = os.fstat(self._fd).st_size
+        value_offset, length, vr = _pixel_data_value(self._fd, self.path, tag_offset, self.syntax)
+        self._value_offset = value_offset
+        # 8-bit samples stored as OW in big endian are byte-swapped in 16-bit words.
+        self._swap_words = self.syntax == EXPLICIT_BE and vr == b"OW" and self.bits_allocated == 8
+        self._index = None
+        if self.syntax in NATIVE:
+            if length == 0xFFFFFFFF:
+                raise VideoError(
+                    f"{self.path}: native transfer syntax with encapsulated pixel data"
+                )
+            per_pixel = 2 if self.photometric == "YBR_FULL_422" else self.samples
+            self._frame_length = self.rows * self.cols * per_pixel * self.bits_allocated // 8
+            needed = self._frame_length * self.n_frames
+            if length < needed or value_offset + needed > size:
+                raise VideoError(
+                    f"{self.path}: file is truncated (pixel data holds {min(length, size - value_offset)} "
+                    f"bytes, {self.n_frames} frames need {needed})"
+                )
+            self.decoder = "native"
+            return
+        if length != 0xFFFFFFFF:
+            raise VideoError(
+                f"{self.path}: compressed transfer syntax {self.syntax} without encapsulated pixel data"
+            )
+        extended = None
+        if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+            extended = (
+                np.frombuffer(ds.ExtendedOffsetTable, "<u8"),
+                np.frombuffer(ds.ExtendedOffsetTableLengths, "<u8"),
+            )
+        self._index = FragmentIndex(
+            self._fd, self.path, value_offset, self.n_frames, size, extended
+        )
+        if self.syntax in VIDEO_SYNTAXES:
+            self.decoder = "pyav"
+        elif self._fast_jpeg_ok():
+            self.decoder = "opencv"
+        else:
+            self.decoder = "pydicom"
+            self._check_pydicom_decoder()
+
+    def _fast_jpeg_ok(self) -> bool:
+        """JPEG Baseline 8-bit whose colour handling by libjpeg matches pydicom's (frame 0)."""
+        if self.syntax != JPEG_BASELINE or self.bits_allocated != 8 or self.photometric not in _JPEG_PHOTOMETRICS:
+            return False
+        if self.samples == 1:
+            return True
+        return libjpeg_transforms(self._index.read(0)) == self.photometric.startswith("YBR")
+
+    def _check_pydicom_decoder(self) -> None:
+        from pydicom.pixels import get_decoder
+
+        try:
+            decoder = get_decoder(self.syntax)
+        except (NotImplementedError, ValueError):
+            raise VideoError(
+                f"{self.path}: no decoder exists for transfer syntax {self.syntax}"
+            ) from None
+        if not decoder.is_available:
+            package = _DECODER_PACKAGES.get(self.syntax, "a pydicom pixel data plugin")
+            raise VideoError(
+                f"{self.path}: no decoder installed for transfer syntax {self.syntax} "
+                f"({decoder.UID.name}); install {package}"
+            )
+        self._pydicom_decoder = decoder
+
+    def _prepare_conversion(self, ds) -> None:
+        self._lut = None
+        self._grey = None
+        if self.photometric == "PALETTE COLOR":
+            try:
+                self._lut = dicom_meta.palette_table(ds, self.bits_allocated)
+            except Exception as exc:
+                raise VideoError(
+                    f"{self.path}: PALETTE COLOR without a usable lookup table ({_one_line(exc)})"
+                ) from None
+        elif self.bits_allocated > 8:
+            self._grey = dicom_meta.grey_range(ds, self.bits_stored, self.signed)
+
+    def _make_info(self, ds) -> VideoInfo:
+        colour = self.samples == 3 or self.photometric == "PALETTE COLOR"
+        extra = {
+            "transfer_syntax": self.syntax,
+            "transfer_syntax_name": _syntax_name(self.syntax),
+            "photometric": self.photometric,
+            "bits_allocated": self.bits_allocated,
+            "modality": str(ds.get("Modality", "")) or None,
+            "manufacturer": str(ds.get("Manufacturer", "")) or None,
+            "manufacturer_model": str(ds.get("ManufacturerModelName", "")) or None,
+            "decoder": self.decoder,
+        }
+        if self._index is not None:
+            extra["frame_index"] = self._index.source
+        return VideoInfo(
+            format="dicom",
+            n_frames=self.n_frames,
+            height=self.rows,
+            width=self.cols,
+            channels=3 if colour else 1,
+            fps=dicom_meta.frame_rate(ds),
+            pixel_spacing_mm=dicom_meta.pixel_spacing_mm(ds),
+            region=dicom_meta.region_box(ds, self.cols, self.rows),
+            extra=extra,
+        )
+
+    # -- decoding -------------------------------------------------------------------------
+    def frames(self, indices: Sequence[int]) -> np.ndarray:
+        """Decode the frames at `indices` (any order, repeats allowed) -> (N, H, W, C) uint8.
+
+        Each distinct frame is decoded once, in file order."""
+        if self._fd is None:
+            raise VideoError(f"{self.path}: video is closed")
+        wanted = [self._check_index(i) for i in indices]
+        info = self.info
+        out = np.empty((len(wanted), info.height, info.width, info.channels), np.uint8)
+        if not wanted:
+            return out
+        distinct = sorted(set(wanted))
+        if self.decoder == "pyav":
+            from thyrovid.io.dicom_video import decode_bitstream
+
+            decoded = decode_bitstream(self, distinct)
+        else:
+            decoded = {i: self._decode(i) for i in distinct}
+        for k, i in enumerate(wanted):
+            out[k] = decoded[i]
+        return out
+
+    def _decode(self, i: int) -> np.ndarray:
+        if self.decoder == "native":
+            arr, photometric = self._decode_native(i), self.photometric
+        elif self.decoder == "opencv":
+            arr, photometric = self._decode_jpeg(i)
+        else:
+            arr, photometric = self._decode_pydicom(i)
+        return self._to_uint8(arr, photometric, i)
+
+    def _decode_native(self, i: int) -> np.ndarray:
+        offset = self._value_offset + i * self._frame_length
+        if self._swap_words:
+            data = self._read_swapped(offset)
+        else:
+            data = pread_exact(self._fd, self._frame_length, offset, self.path, f"frame {i}")
+        if self.photometric == "YBR_FULL_422":
+            return self._pydicom_native(data)
+        endian = ">" if self.syntax == EXPLICIT_BE else "<"
+        dtype = np.dtype(f"{endian}{'i' if self.signed else 'u'}{self.bits_allocated // 8}")
+        arr = np.frombuffer(data, dtype)
+        if self.samples == 3 and self.planar == 1:
+            arr = arr.reshape(3, self.rows, self.cols).transpose(1, 2, 0)
+        else:
+            arr = arr.reshape(self.rows, self.cols, self.samples)
+        if self.bits_allocated > 8 and self.bits_stored < self.bits_allocated:
+            # Drop bits above BitsStored (overlays, garbage), sign-extending signed data.
+            shift = self.bits_allocated - self.bits_stored
+            arr = (arr.astype(dtype.newbyteorder("=")) << shift) >> shift
+        return arr
+
+    def _read_swapped(self, offset: int) -> bytes:
+        """Frame bytes at `offset` of 16-bit-word-swapped 8-bit data (big endian OW)."""
+        rel = offset - self._value_offset
+        start, end = rel & ~1, (rel + self._frame_length + 1) & ~1
+        total = self._frame_length * self.n_frames
+        raw = os.pread(self._fd, end - start, self._value_offset + start)
+        if len(raw) % 2:
+            raw += b"\0"
+        words = np.frombuffer(raw, ">u2").astype("<u2").tobytes()
+        if len(words) < min(end, total + (total & 1)) - start:
+            raise VideoError(f"{self.path}: file is truncated (frame ends past the end of the file)")
+        return words[rel - start : rel - start + self._frame_length]
+
+    def _pydicom_native(self, data: bytes) -> np.ndarray:
+        from pydicom.pixels import get_decoder
+
+        arr, _ = get_decoder(self.syntax).as_array(data, raw=True, **self._options(1))
+        return arr
+
+    def _decode_jpeg(self, i: int) -> tuple[np.ndarray, str]:
+        buf = np.frombuffer(self._index.read(i), np.uint8)
+        arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        if arr is None or arr.shape[:2] != (self.rows, self.cols) or arr.dtype != np.uint8:
+            # Not something libjpeg-turbo accepts as an 8-bit frame of the declared size:
+            # let pydicom's decoder have its say (and raise a clear error if it fails too).
+            return self._decode_pydicom(i)
+        if arr.ndim == 3:
+            # libjpeg applied the JPEG's colour transform: the frame is now RGB (as BGR).
+            return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB), "RGB"
+        return arr, self.photometric if self.samples == 1 else "MONOCHROME2"
+
+    def _decode_pydicom(self, i: int) -> tuple[np.ndarray, str]:
+        from pydicom.encaps import encapsulate
+
+        if not hasattr(self, "_pydicom_decoder"):
+            self._check_pydicom_decoder()
+        data = encapsulate([self._index.read(i)], has_bot=False)
+        try:
+            arr, meta = self._pydicom_decoder.as_array(data, index=0, **self._options(1))
+        except Exception as exc:
+            raise VideoError(f"{self.path}: cannot decode frame {i} ({_one_line(exc)})") from None
+        return arr, str(meta.get("photometric_interpretation", self.photometric))
+
+    def _options(self, n_frames: int) -> dict:
+        options = dict(
+            rows=self.rows,
+            columns=self.cols,
+            samples_per_pixel=self.samples,
+            bits_allocated=self.bits_allocated,
+            bits_stored=self.bits_stored,
+            pixel_representation=int(self.signed),
+            photometric_interpretation=self.photometric,
+            number_of_frames=n_frames,
+            pixel_keyword="PixelData",
+            transfer_syntax_uid=UID(self.syntax),
+        )
+        if self.samples > 1:
+            options["planar_configuration"] = self.planar
+        return options
+
+    def _to_uint8(self, arr: np.ndarray, photometric: str, i: int) -> np.ndarray:
+        """Decoded samples -> (H, W, C) uint8 in this video's channel layout."""
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        if photometric == "PALETTE COLOR" and arr.shape[-1] == 1:
+            values = arr[..., 0].astype(
+                np.uint16 if self.bits_allocated > 8 else np.uint8, copy=False
+            )
+            return self._lut[values]
+        if photometric in ("YBR_FULL", "YBR_FULL_422") and arr.shape[-1] == 3:
+            from pydicom.pixels import convert_color_space
+
+            arr = convert_color_space(arr, "YBR_FULL", "RGB")
+        if arr.dtype != np.uint8:
+            lo, hi = self._grey if self._grey is not None else (0.0, float(2**self.bits_stored - 1))
+            arr = dicom_meta.to_uint8(arr, lo, hi)
+        if photometric == "MONOCHROME1":
+            arr = 255 - arr
+        if arr.shape[-1] != self.info.channels:
+            raise VideoError(
+                f"{self.path}: frame {i} decoded with {arr.shape[-1]} channels, expected {self.info.channels}"
+            )
+        return arr
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self):
+        self.close()
+
+
+def _syntax_name(uid: str) -> str:
+    return UID(uid).name

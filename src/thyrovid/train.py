@@ -1,0 +1,456 @@
+"""`thyrovid train`: the paper's recipe on the extracted clips, resumable, on 1..N devices.
+
+    thyrovid train WORK --arch resnet50 --dims 3 --out runs/r50 [--config cfg.yaml] [--set k=v ...]
+    torchrun --nproc_per_node=4 -m thyrovid train WORK ... (same run, 4 GPUs; batch is global)
+
+The run folder (ARCHITECTURE.md): config.yaml (resolved, with git sha), model.safetensors (best
+by validation AUROC), state/last.pt (resume state, tensors and plain containers only, loaded
+with weights_only=True), log.csv (one row per epoch), tb/ (TensorBoard, when installed).
+
+Determinism: the sampler order, the augmentation of each clip and dropout are all seeded from
+(seed, epoch[, clip]), and the resume state is written at the end of every epoch, so a run
+killed at any point and resumed with --resume ends with the weights of an uninterrupted run
+(CPU; CUDA kernels are not bitwise deterministic).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from thyrovid import distributed as dist
+from thyrovid.augment import AugmentParams, augment_batch
+from thyrovid.config import TrainConfig, load_config, parse_overrides, read_yaml, save_config
+from thyrovid.data import BalancedSampler, ClipDataset, collate, to_model_input
+from thyrovid.errors import UserError
+
+__all__ = ["HELP", "TrainConfig", "add_arguments", "load_run", "run", "train"]
+
+HELP = "train a 2D or 3D network on the extracted clips"
+LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_auroc", "lr", "clips_per_s", "seconds")
+# May differ between the first start and a --resume of the same run.
+RESUMABLE_CHANGES = {"device", "num_workers", "epochs", "patience", "tensorboard", "eval_every"}
+
+
+# ---------------------------------------------------------------- model and run folder
+
+
+def build_network(config: TrainConfig) -> nn.Module:
+    """The network a config describes, freshly initialised from `config.seed`."""
+    from thyrovid.models import build_model
+
+    torch.manual_seed(config.seed)
+    return build_model(
+        config.arch,
+        dims=config.dims,
+        in_channels=1,
+        num_classes=1,
+        width=config.width,
+        dropout=config.dropout,
+        temporal_strides=config.temporal_strides,
+        attention=config.attention,
+        input_frames=config.input_frames,
+    )
+
+
+def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Rebuild a trained network from config.yaml + model.safetensors (never unpickles).
+
+    Returns:
+        (model in eval mode on `device`, TrainConfig). The model maps to_model_input(x) with x
+        (B,1,T,H,W) or (B,1,H,W) to (B,1) logits of P(malignant).
+    """
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    weights = run_dir / "model.safetensors"
+    if not weights.is_file():
+        raise UserError(f"{weights}: not found; is {run_dir} a finished `thyrovid train` run?")
+    values = read_yaml(run_dir / "config.yaml")
+    values.pop("meta", None)
+    config = TrainConfig.from_dict(values, source=str(run_dir / "config.yaml"))
+    model = build_network(config)
+    model.load_state_dict(load_file(str(weights)))
+    return model.to(device).eval(), config
+
+
+def _save_weights(model: nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, path)
+
+
+def _save_state(state: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _read_log(path: Path, upto_epoch: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [r for r in csv.DictReader(f) if int(r["epoch"]) <= upto_epoch]
+
+
+def _write_log(rows: list[dict], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _tensorboard(config: TrainConfig, out: Path):
+    if not (config.tensorboard and dist.is_main()):
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(out / "tb"))
+
+
+# ---------------------------------------------------------------- one epoch
+
+
+def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if config.amp == "off" or (config.amp == "auto" and device.type != "cuda"):
+        return None
+    if config.amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if config.amp == "bf16" else torch.float16
+
+
+def _prepare(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    if channels_last:
+        fmt = torch.channels_last_3d if x.dim() == 5 else torch.channels_last
+        x = x.contiguous(memory_format=fmt)
+    return x
+
+
+class _Engine:
+    """What one epoch of training or evaluation needs, bundled."""
+
+    def __init__(self, config, device, net, runner, optimizer, criterion, amp_dtype):
+        self.config, self.device, self.net, self.runner = config, device, net, runner
+        self.optimizer, self.criterion, self.amp_dtype = optimizer, criterion, amp_dtype
+        self.channels_last = config.channels_last and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        self.aug = AugmentParams.from_config(config)
+
+    def autocast(self):
+        return torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        )
+
+    def train_epoch(self, loader: DataLoader, epoch: int) -> tuple[float, int, float]:
+        """One pass; returns (mean loss over all ranks' clips, clips seen globally, seconds)."""
+        cfg = self.config
+        rank, _ = dist.world()
+        torch.manual_seed(cfg.seed * 100_003 + epoch * 1_009 + rank)  # dropout masks
+        self.runner.train()
+        total = torch.zeros(2, dtype=torch.float64)
+        start = time.perf_counter()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=not dist.is_main(), leave=False)
+        for step, batch in enumerate(bar):
+            if cfg.max_train_batches is not None and step >= cfg.max_train_batches:
+                break
+            x = batch["x"].to(self.device, non_blocking=True)
+            y = batch["y"].to(self.device, non_blocking=True)
+            if cfg.augment:
+                x = augment_batch(x, batch["index"], cfg.seed, epoch, self.aug)
+            x = _prepare(to_model_input(x), self.device, self.channels_last)
+            with self.autocast():
+                logits = self.runner(x)[:, 0]
+            loss = self.criterion(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += torch.tensor([loss.item() * len(y), len(y)], dtype=torch.float64)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        seconds = time.perf_counter() - start
+        parts = dist.gather_objects(total.tolist())
+        loss_sum, n = (sum(p[i] for p in parts) for i in (0, 1))
+        return loss_sum / max(n, 1), int(n), seconds
+
+    @torch.no_grad()
+    def predict(self, loader: DataLoader) -> dict[str, tuple[float, float]]:
+        """clip_id -> (P(malignant), BCE loss) for every clip once, gathered over ranks.
+
+        The DistributedSampler pads the last ranks with repeated clips; keeping the first
+        prediction per clip_id drops those duplicates.
+        """
+        self.net.eval()
+        local = []
+        for batch in tqdm(loader, desc="validate", disable=not dist.is_main(), leave=False):
+            x = _prepare(to_model_input(batch["x"].to(self.device)), self.device, self.channels_last)
+            with self.autocast():
+                logits = self.net(x)[:, 0].float().cpu()
+            losses = F.binary_cross_entropy_with_logits(logits, batch["y"], reduction="none")
+            local += zip(batch["clip_id"], torch.sigmoid(logits).tolist(), losses.tolist())
+        out: dict[str, tuple[float, float]] = {}
+        for part in dist.gather_objects(local):
+            for clip_id, prob, loss in part:
+                out.setdefault(clip_id, (prob, loss))
+        return out
+
+
+def validation_auroc(clips, preds: dict[str, tuple[float, float]], level: str) -> float:
+    """AUROC of P(malignant) over clips, or over patients (mean probability, any-malignant label)."""
+    from thyrovid.stats.roc import auc
+
+    df = clips[["clip_id", "patient_id", "label"]].copy()
+    df["prob"] = [preds[c][0] for c in df["clip_id"]]
+    if level == "patient":
+        df = df.groupby("patient_id").agg(label=("label", "max"), prob=("prob", "mean"))
+    if df["label"].nunique() < 2:
+        return float("nan")
+    return float(auc(df["label"].to_numpy(), df["prob"].to_numpy()))
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _loaders(train_ds, val_ds, config, rank, world_size, device):
+    if config.batch_size % world_size:
+        raise UserError(f"batch_size {config.batch_size} is not divisible by {world_size} ranks")
+    local = config.batch_size // world_size
+    if config.balance == "sampler":
+        sampler = BalancedSampler(train_ds.labels, world_size, rank, config.seed)
+    else:
+        sampler = DistributedSampler(train_ds, world_size, rank, shuffle=True, seed=config.seed)
+    common = dict(
+        collate_fn=collate,
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=config.num_workers > 0,
+    )
+    train_loader = DataLoader(train_ds, batch_size=local, sampler=sampler, **common)
+    val_sampler = DistributedSampler(val_ds, world_size, rank, shuffle=False) if len(val_ds) else None
+    val_loader = DataLoader(val_ds, batch_size=local, sampler=val_sampler, **common)
+    return train_loader, val_loader, sampler
+
+
+def _criterion(config: TrainConfig, labels: np.ndarray) -> nn.Module:
+    if config.balance != "pos_weight":
+        return nn.BCEWithLogitsLoss()
+    n_pos, n_neg = float(labels.sum()), float(len(labels) - labels.sum())
+    return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(n_neg / max(n_pos, 1.0)))
+
+
+def _scheduler(config: TrainConfig, optimizer):
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=5)
+    return None
+
+
+def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
+    now = config.to_dict()
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    if changed:
+        raise UserError(f"{path}: --resume with different {', '.join(changed)}; use a new --out")
+
+
+def train(
+    work_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: TrainConfig,
+    resume: bool = False,
+) -> Path:
+    """Train `config` on WORK/clips.csv (train split), keep the best by validation AUROC.
+
+    Under torchrun every rank calls this; rank 0 writes the run folder. Selection metric:
+    validation AUROC (config.val_level); validation loss when the validation split holds one
+    class only; the last epoch when there is no validation split.
+
+    Returns:
+        The run folder.
+    """
+    rank, world_size, device = dist.setup(config.device)
+    out, state_path = Path(out_dir), Path(out_dir) / "state" / "last.pt"
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    train_ds = ClipDataset(work_dir, [config.train_split], config.dims)
+    val_ds = ClipDataset(work_dir, [config.val_split], config.dims)
+    if not len(train_ds):
+        raise UserError(f"{work_dir}/clips.csv: no clips in split {config.train_split!r}")
+    shape = train_ds.shape()
+    if config.dims == 3 and config.input_frames is None:
+        config = config.replace(input_frames=shape[1])
+
+    state = None
+    if (out / "config.yaml").is_file():
+        if not resume:
+            raise UserError(f"{out}: already holds a run; pass --resume or choose a new --out")
+        _check_resumable(read_yaml(out / "config.yaml"), config, out / "config.yaml")
+        if state_path.is_file():
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+    if dist.is_main():
+        (out / "state").mkdir(parents=True, exist_ok=True)
+        meta = {"input_shape": list(shape), "world_size": world_size, "clips_train": len(train_ds)}
+        save_config(config, out / "config.yaml", meta)
+
+    net = build_network(config)
+    if world_size > 1:
+        net = dist.convert_batchnorm(net, device)
+    net.to(device)
+    if config.channels_last and device.type == "cuda":
+        net.to(memory_format=torch.channels_last_3d if config.dims == 3 else torch.channels_last)
+    optimizer = torch.optim.Adam(
+        net.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    )
+    scheduler = _scheduler(config, optimizer)
+    amp_dtype = _amp_dtype(config, device)
+    runner = dist.wrap_ddp(net, device)
+    if config.compile:
+        runner = torch.compile(runner)
+    criterion = _criterion(config, train_ds.labels).to(device)
+    engine = _Engine(config, device, net, runner, optimizer, criterion, amp_dtype)
+    train_loader, val_loader, sampler = _loaders(train_ds, val_ds, config, rank, world_size, device)
+
+    n_classes = val_ds.clips["label"].nunique() if len(val_ds) else 0
+    select_by = {2: "val_auroc", 1: "val_loss"}.get(n_classes, "last")
+    start, best, bad_evals = 0, -math.inf, 0
+    if state is not None:
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        engine.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_cpu"])
+        start, best, bad_evals = state["epoch"] + 1, state["best_metric"], state["bad_evals"]
+    log_rows = _read_log(out / "log.csv", start - 1)
+    writer = _tensorboard(config, out)
+
+    for epoch in range(start, config.epochs):
+        sampler.set_epoch(epoch)
+        t0 = time.perf_counter()
+        train_loss, n_clips, train_s = engine.train_epoch(train_loader, epoch)
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": "", "val_auroc": ""}
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["clips_per_s"] = n_clips / max(train_s, 1e-9)
+        evaluate_now = (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs
+        improved = False
+        if evaluate_now and select_by != "last":
+            preds = engine.predict(val_loader)
+            row["val_loss"] = float(np.mean([loss for _, loss in preds.values()]))
+            row["val_auroc"] = validation_auroc(val_ds.clips, preds, config.val_level)
+            metric = row["val_auroc"] if select_by == "val_auroc" else -row["val_loss"]
+            improved = metric > best
+            best, bad_evals = (metric, 0) if improved else (best, bad_evals + 1)
+        if scheduler is not None:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if evaluate_now and select_by != "last":
+                    scheduler.step(metric)
+            else:
+                scheduler.step()
+        row["seconds"] = time.perf_counter() - t0
+        if dist.is_main():
+            if improved or select_by == "last":
+                _save_weights(net, out / "model.safetensors")
+            log_rows.append(row)
+            _write_log(log_rows, out / "log.csv")
+            _save_state(
+                {
+                    "epoch": epoch,
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                    "scaler": engine.scaler.state_dict(),
+                    "rng_cpu": torch.get_rng_state(),
+                    "best_metric": best,
+                    "bad_evals": bad_evals,
+                },
+                state_path,
+            )
+            if writer is not None:
+                for key in ("train_loss", "val_loss", "val_auroc", "lr", "clips_per_s"):
+                    if row[key] != "" and not (isinstance(row[key], float) and math.isnan(row[key])):
+                        writer.add_scalar(key, row[key], epoch + 1)
+            print(json.dumps({k: _round(v) for k, v in row.items()}), file=sys.stderr)
+        dist.barrier()
+        if config.patience is not None and bad_evals >= config.patience:
+            if dist.is_main():
+                print(f"early stop: no better {select_by} for {bad_evals} evaluations", file=sys.stderr)
+            break
+    if writer is not None:
+        writer.close()
+    return out
+
+
+def _round(v):
+    return round(v, 5) if isinstance(v, float) else v
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("work", help="work folder written by `thyrovid extract` (clips.csv)")
+    parser.add_argument("--out", required=True, help="run folder to write (or resume)")
+    parser.add_argument("--arch", help="network (thyrovid.models.list_models()); default resnet50")
+    parser.add_argument("--dims", type=int, choices=(2, 3), help="3: clips, 2: key-frame images")
+    parser.add_argument("--config", help="YAML file of training options (a run's config.yaml works)")
+    parser.add_argument(
+        "--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+        help="override any option, e.g. --set schedule=cosine patience=10 aug_rotate=10",
+    )  # fmt: skip
+    parser.add_argument("--resume", action="store_true", help="continue from state/last.pt")
+    parser.add_argument("--epochs", type=int, help="epochs (paper: 100)")
+    parser.add_argument("--batch-size", type=int, help="global batch size (paper: 16)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (paper: 1e-3)")
+    parser.add_argument("--width", type=float, help="channel multiplier (1.0 = published network)")
+    parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), help="mixed precision")
+    parser.add_argument("--num-workers", type=int, help="DataLoader workers per rank")
+
+
+def config_from_args(args) -> TrainConfig:
+    """Defaults < --config YAML < flags < --set key=value."""
+    flags = {
+        "arch": args.arch,
+        "dims": args.dims,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "width": args.width,
+        "device": args.device,
+        "seed": args.seed,
+        "amp": args.amp,
+        "num_workers": args.num_workers,
+    }
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    overrides.update(parse_overrides(args.set))
+    return load_config(args.config, overrides)
+
+
+def run(args) -> int:
+    config = config_from_args(args)
+    try:
+        out = train(args.work, args.out, config, resume=args.resume)
+        if dist.is_main():
+            print(json.dumps({"run": str(out), "model": str(out / "model.safetensors")}))
+    finally:
+        dist.cleanup()
+    return 0
