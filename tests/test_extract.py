@@ -258,8 +258,17 @@ def test_cli_prints_json_summary_and_exit_codes(tmp_path, capsys):
     from thyrovid.cli import main
 
     csv_path = tiny_cohort(tmp_path, n_patients=2, keys=(5,))
-    args = ["extract", str(csv_path), "--out", str(tmp_path / "w"), "--frames", "8", "--size", "16"]
-    assert main([*args, "--workers", "1"]) == 0
+    args = [
+        "extract",
+        str(csv_path),
+        "--out",
+        str(tmp_path / "w"),
+        "--frames",
+        "8",
+        "--workers",
+        "1",
+    ]
+    assert main([*args, "--size", "16"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["clips"] == summary["extracted"] == 2
     assert main([*args, "--size", "20"]) == 2  # parameters differ from the existing WORK

@@ -58,7 +58,12 @@ def study(tmp_path_factory):
     clip_rows = pred.assign(level="clip", id=pred["id"] + "_c0", prob=0.5)  # must be ignored
     pd.concat([pred, clip_rows]).to_csv(run / "predictions.csv", index=False)
     (run / "metrics.json").write_text(
-        json.dumps({"external": {"patient": {"threshold": 0.4, "auroc": 0.8}}})
+        json.dumps(  # the layout `thyrovid evaluate` writes
+            {
+                "threshold": {"value": 0.4, "source": "val", "method": "youden"},
+                "splits": {"external": {"patient": {"threshold": 0.4, "n": 160}}},
+            }
+        )
     )
     readers = simulate_readers(truth, dict(zip(truth["patient_id"], prob)), seed=3)
     csv = root / "readers.csv"

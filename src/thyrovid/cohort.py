@@ -47,6 +47,9 @@ class Problem:
     message: str
     source: str = "cohort.csv"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "row", int(self.row))  # numpy ints from pandas indexes
+
     def __str__(self) -> str:
         if self.row <= 0:
             return f"{self.source}: {self.message}"
@@ -162,6 +165,7 @@ def read_cohort(path: str | os.PathLike, strict: bool = False) -> Cohort:
         rows = pd.DataFrame(columns=[*COLUMNS, "video_path", *extras])
     cohort = Cohort(rows=rows, extras=extras, problems=problems, path=path)
     cohort.drop(_consistency_problems(cohort.rows, source), strict=strict)
+    cohort.problems.sort(key=lambda p: p.row)
     return cohort
 
 
@@ -212,14 +216,16 @@ def _consistency_problems(rows: pd.DataFrame, source: str) -> list[Problem]:
                     f"in row {first} for nodule {nodule!r} of patient {patient!r}; "
                     "all rows of this nodule skipped"
                 )
-                problems.append(Problem(row, msg, source))
-            problems.append(Problem(first, f"nodule {nodule!r} has conflicting labels", source))
+                problems.append(Problem(int(row), msg, source))
+            problems.append(
+                Problem(int(first), f"nodule {nodule!r} has conflicting labels", source)
+            )
     for patient, grp in rows.groupby("patient_id", sort=False):
         given = sorted(s for s in grp["split"].unique() if s)
         if len(given) > 1:
             for row in grp.index:
                 msg = f"patient {patient!r} is in two splits ({', '.join(given)}); rows skipped"
-                problems.append(Problem(row, msg, source))
+                problems.append(Problem(int(row), msg, source))
     return sorted(problems, key=lambda p: p.row)
 
 

@@ -188,23 +188,32 @@ def _write_avi(path: Path, frames_rgb: np.ndarray, fps: float = 8.0) -> None:
     os.replace(tmp, path)
 
 
-def _truth_mask(truth_dir: Path, row, size: tuple[int, int]) -> np.ndarray | None:
-    """The phantom's calcification mask for a clip, cut like the clip (window, ROI, resize)."""
+def _truth_mask(truth_dir: Path, row, shape: tuple[int, int, int], dims: int) -> np.ndarray | None:
+    """The phantom's calcification mask for a clip, cut like the clip (window, ROI, resize).
+
+    Reads PHANTOM/masks/<video_id>.npz (`calc`: (T, H, W) bool in frame pixels) as written by
+    `thyrovid synth`. Returns a bool array of `shape`: (T_clip, H, W) for a 3D clip, (1, H, W)
+    (the key frame) for a 2D image; None when the phantom has no mask for the video.
+    """
     import cv2
 
-    from thyrovid.synth.truth import load_masks
+    from thyrovid.extract import window_indices
 
-    masks = load_masks(truth_dir, row["video_id"])
-    if masks is None:
+    path = truth_dir / "masks" / f"{row['video_id']}.npz"
+    if not path.exists():
         return None
-    calc = masks["calc"]
-    t = int(row["n_frames"]) if "n_frames" in row else 0
-    first = int(row["first_frame"])
-    idx = np.clip(np.arange(first, first + max(t, 1)), 0, calc.shape[0] - 1)
+    with np.load(path) as masks:
+        calc = masks["calc"]
+    if dims == 3:
+        idx = window_indices(
+            int(row["first_frame"]), int(row["n_frames"]), int(row["pad_before"]), shape[0]
+        )
+    else:
+        idx = [int(row["key_frame"])]
     x0, y0, x1, y1 = (int(row[k]) for k in ("roi_x0", "roi_y0", "roi_x1", "roi_y1"))
     crop = calc[idx, y0:y1, x0:x1].astype(np.uint8) * 255
-    out = np.stack([cv2.resize(c, size[::-1], interpolation=cv2.INTER_AREA) for c in crop]) > 0
-    return out
+    size = (shape[2], shape[1])
+    return np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in crop]) > 0
 
 
 def explain_clips(
@@ -271,11 +280,8 @@ def explain_clips(
             _write_avi(out_dir / f"{cid}.avi", overlay(clip3, cam3))
         item = {"clip_id": cid, "label": int(row["label"]), "prob": res.prob}
         if truth_dir is not None:
-            mask = _truth_mask(Path(truth_dir), row, clip3.shape[-2:])
+            mask = _truth_mask(Path(truth_dir), row, cam3.shape, dims)
             if mask is not None:
-                if dims == 2:
-                    key = int(row["key_frame"]) - int(row["first_frame"])
-                    mask = mask[min(max(key, 0), mask.shape[0] - 1)][None]
                 item.update(localisation_scores(cam3, mask))
         results.append(item)
     table = pd.DataFrame(results)

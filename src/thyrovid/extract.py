@@ -151,11 +151,18 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
 
 
 def _is_done(path: Path, shape: tuple[int, ...]) -> bool:
+    """True when `path` is a complete uint8 .npy of `shape` (header and file size checked)."""
+    fmt = np.lib.format
     try:
-        arr = np.load(path, mmap_mode="r")
-    except (OSError, ValueError):
+        with open(path, "rb") as fh:
+            version = fmt.read_magic(fh)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            got, fortran, dtype = read(fh)
+            header_end = fh.tell()
+    except (OSError, ValueError, EOFError):
         return False
-    return arr.shape == shape and arr.dtype == np.uint8
+    complete = os.path.getsize(path) == header_end + int(np.prod(shape))
+    return got == shape and dtype == np.uint8 and not fortran and complete
 
 
 def _init_worker() -> None:
@@ -418,8 +425,8 @@ def extract(
         n_todo = int(todo.sum())
         results = _run_jobs(_jobs(plan[todo], work, frames, size), workers)
         failed = {row: msg for row, msg in results if msg}
-    skipped = [str(p) for p in cohort.problems]
-    skipped += [str(Problem(r, m, cohort.path.name)) for r, m in sorted(failed.items())]
+    problems = cohort.problems + [Problem(r, m, cohort.path.name) for r, m in failed.items()]
+    skipped = [str(p) for p in sorted(problems, key=lambda p: p.row)]
     if not plan.empty:
         plan = plan[~plan["row"].isin(failed)]
     _write_clips_csv(plan, work)

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from thyrovid.errors import UserError
+from thyrovid.report import atomic_path, write_text_atomic
 from thyrovid.stats.mrmc import mrmc
 
 HELP = "reader study: Table 4, aided vs unaided, MRMC analysis"
@@ -367,6 +366,11 @@ def table4_markdown(table: pd.DataFrame, ci: str, level: float = 0.95) -> str:
 # ----------------------------------------------------------------------------- Fig. 7
 
 
+def _name(kind: str, label: str) -> str:
+    """A bare number as a legend label reads badly: "1" -> "reader 1"."""
+    return f"{kind} {label}" if str(label).isdigit() else str(label)
+
+
 def plot_fig7(path, table: pd.DataFrame, ref: str, test: str, model_curve=None) -> None:
     """Fig. 7: model ROC curve with each reader's operating points, ref (square) -> test (triangle).
 
@@ -419,41 +423,28 @@ def plot_fig7(path, table: pd.DataFrame, ref: str, test: str, model_curve=None) 
                     "shrinkB": 6,
                 },
             )
-        ax.plot([], [], color=colour, lw=6, label=reader)
-    ax.scatter([], [], marker="s", color="white", edgecolor="black", label=ref)
-    ax.scatter([], [], marker="^", color="white", edgecolor="black", label=test)
+        ax.plot([], [], color=colour, lw=6, label=_name("reader", reader))
+    ax.scatter([], [], marker="s", color="white", edgecolor="black", label=_name("modality", ref))
+    ax.scatter([], [], marker="^", color="white", edgecolor="black", label=_name("modality", test))
     ax.set(
-        xlim=(0, 1),
-        ylim=(0, 1),
+        xlim=(-0.02, 1.02),
+        ylim=(-0.02, 1.02),
         xlabel="1 - specificity (false-positive rate)",
         ylabel="Sensitivity (true-positive rate)",
         aspect="equal",
     )
-    ax.set_title(f"Readers {ref} (square) and {test} (triangle)", fontsize=10)
+    ax.set_title(
+        f"Readers: {_name('modality', ref)} (square) -> {_name('modality', test)} (triangle)",
+        fontsize=10,
+    )
     ax.legend(loc="lower right", fontsize=8, frameon=True)
     fig.tight_layout()
-    _atomic_write(Path(path), lambda f: fig.savefig(f, format="png"), binary=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- orchestration
-
-
-def _atomic_write(path: Path, write, binary: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-    try:
-        with os.fdopen(
-            fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
-        ) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(obj):
@@ -470,6 +461,20 @@ def _jsonable(obj):
             None if math.isnan(x) else ("inf" if x == math.inf else "-inf" if x == -math.inf else x)
         )
     return obj
+
+
+def _model(df: pd.DataFrame, model_run, split: str):
+    """The model's Table 4 input (label, probs, threshold), its description and ROC curve."""
+    from thyrovid.stats.roc import roc_points
+
+    cases = pd.Series(sorted(pd.unique(df["case"])))
+    truth = df.drop_duplicates("case").set_index("case")["truth"].loc[cases].to_numpy()
+    prob = load_model_predictions(model_run, split, cases, truth)
+    thr, thr_source = model_threshold(model_run, split)
+    label = f"Model ({Path(model_run).name})"
+    info = {"run": str(model_run), "split": split, "threshold": thr, "threshold_source": thr_source}
+    _, sens, spec = roc_points(truth, prob.to_numpy())
+    return (label, prob, thr), info, (label, np.r_[0.0, 1 - spec], np.r_[0.0, sens])
 
 
 def reader_study(
@@ -500,32 +505,12 @@ def reader_study(
     df, ref, test = load_readers(readers_csv, score_col)
     if threshold is not None:
         df["decision"] = (df["score"] >= threshold).astype(int)
-    source = (
-        f"score >= {threshold}"
-        if threshold is not None
-        else "decision column"
-        if "decision" in df.columns
-        else None
+    source = "decision column" if "decision" in df.columns else None
+    if threshold is not None:
+        source = f"score >= {threshold}"
+    model, model_info, curve = (
+        (None, None, None) if model_run is None else _model(df, model_run, split)
     )
-    model, model_info, curve = None, None, None
-    if model_run is not None:
-        cases = pd.Series(sorted(pd.unique(df["case"])))
-        case_truth = df.drop_duplicates("case").set_index("case")["truth"].loc[cases]
-        prob = load_model_predictions(model_run, split, cases, case_truth.to_numpy())
-        thr, thr_source = model_threshold(model_run, split)
-        label = f"Model ({Path(model_run).name})"
-        model = (label, prob, thr)
-        model_info = {
-            "run": str(model_run),
-            "split": split,
-            "threshold": thr,
-            "threshold_source": thr_source,
-        }
-        from thyrovid.stats.roc import roc_points
-
-        truth = df.drop_duplicates("case").set_index("case")["truth"].loc[prob.index]
-        _, sens, spec = roc_points(truth.to_numpy(), prob.to_numpy())
-        curve = (label, np.r_[0.0, 1 - spec], np.r_[0.0, sens])
     table = table4(df, ref, test, model, ci, level)
     comparisons = paired_comparisons(df, ref, test, level)
     result = {
@@ -553,12 +538,11 @@ def reader_study(
                 ("fig7", "fig7_readers.png"),
             )
         }
-        _atomic_write(
-            files["table4_csv"], lambda f: table.to_csv(f, index=False, float_format="%.6g")
-        )
-        _atomic_write(files["table4_md"], lambda f: f.write(table4_markdown(table, ci, level)))
+        with atomic_path(files["table4_csv"]) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+        write_text_atomic(files["table4_md"], table4_markdown(table, ci, level))
         payload = {k: result[k] for k in ("modalities", "comparisons", "group_gains", "mrmc")}
-        _atomic_write(files["mrmc_json"], lambda f: json.dump(_jsonable(payload), f, indent=2))
+        write_text_atomic(files["mrmc_json"], json.dumps(_jsonable(payload), indent=2) + "\n")
         plot_fig7(files["fig7"], table, ref, test, curve)
         result["outputs"] = {k: str(v) for k, v in files.items()}
     return _jsonable(result)

@@ -7,7 +7,8 @@ Rules, in order of precedence:
    stratified by patient label (1 = any nodule of the patient is malignant).
 
 Within each label stratum patients are ordered by a keyed hash of (seed, patient_id), and the
-first ~70% go to train, the next ~15% to val, the rest to test (largest-remainder rounding).
+first ~70% go to train, the next ~15% to val, the rest to test (largest-remainder rounding;
+ties favour val in the benign stratum and test in the malignant one).
 The result depends only on the set of patients, their labels and the seed, not on row order, so
 it is the same on every run; a patient is never in two splits because splitting is per patient.
 """
@@ -30,12 +31,17 @@ def patient_order_key(patient_id: str, seed: int) -> str:
     return hashlib.blake2b(f"{seed}\x00{patient_id}".encode(), digest_size=8).hexdigest()
 
 
-def allocate(n: int, fractions: tuple[float, ...] = FRACTIONS) -> list[int]:
-    """Split `n` items into counts proportional to `fractions` (largest remainder; sums to n)."""
+def allocate(n: int, fractions: tuple[float, ...] = FRACTIONS, rotate: int = 0) -> list[int]:
+    """Split `n` items into counts proportional to `fractions` (largest remainder; sums to n).
+
+    Ties between equal remainders go to the share with the smallest (index + `rotate`) mod k; the
+    label strata use different `rotate` values so small strata do not all feed the same split.
+    """
     total = sum(fractions)
+    k = len(fractions)
     exact = [n * f / total for f in fractions]
     counts = [int(e) for e in exact]
-    order = sorted(range(len(fractions)), key=lambda i: (-(exact[i] - counts[i]), i))
+    order = sorted(range(k), key=lambda i: (-round(exact[i] - counts[i], 9), (i + rotate) % k))
     for i in order[: n - sum(counts)]:
         counts[i] += 1
     return counts
@@ -71,9 +77,9 @@ def assign_splits(
             out[rec.patient_id] = "external"
         else:
             todo[int(rec.label)].append(rec.patient_id)
-    for ids in todo.values():
+    for label, ids in todo.items():
         ids = sorted(ids, key=lambda p: (patient_order_key(p, seed), p))
-        counts = allocate(len(ids), fractions)
+        counts = allocate(len(ids), fractions, rotate=label)
         start = 0
         for name, count in zip(INTERNAL, counts):
             for pid in ids[start : start + count]:

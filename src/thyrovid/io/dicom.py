@@ -20,7 +20,7 @@ Output: uint8, (H, W, 3) RGB (colour, YBR converted, PALETTE COLOR through its L
 from __future__ import annotations
 
 import os
-import struct
+import warnings
 from collections.abc import Sequence
 
 import cv2
@@ -30,7 +30,7 @@ from pydicom.uid import UID
 from thyrovid.errors import VideoError
 from thyrovid.io import dicom_meta
 from thyrovid.io.base import Video, VideoInfo
-from thyrovid.io.fragments import FragmentIndex, pread_exact
+from thyrovid.io.fragments import FragmentIndex, pixel_data_value, pread_exact
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -52,8 +52,6 @@ _DECODER_PACKAGES = {
     "1.2.840.10008.1.2.4.203": "pylibjpeg-openjpeg",
     "1.2.840.10008.1.2.5": "pylibjpeg-rle",
 }
-_PIXEL_DATA_TAG = (0x7FE0, 0x0010)
-_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
 _JPEG_PHOTOMETRICS = {
     "YBR_FULL_422",
     "YBR_FULL",
@@ -70,45 +68,15 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def libjpeg_transforms(jpeg: bytes) -> bool | None:
-    """Whether libjpeg converts this 3-component JPEG from YCbCr to RGB when decoding.
-
-    libjpeg's rule: a JFIF marker means YCbCr; else an Adobe APP14 marker's transform flag
-    decides; else component ids 'R','G','B' mean RGB and anything else YCbCr. pydicom instead
-    keeps the samples as stored (unless APP14 says otherwise) and converts by the DICOM
-    Photometric Interpretation; the OpenCV fast path is used only when both agree.
-    Returns None when the header cannot be parsed.
-    """
-    jfif, adobe, ids, pos = False, None, None, 2
-    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
-        marker = jpeg[pos + 1]
-        length = int.from_bytes(jpeg[pos + 2 : pos + 4], "big")
-        data = jpeg[pos + 4 : pos + 2 + length]
-        if marker == 0xE0 and data.startswith(b"JFIF\0"):
-            jfif = True
-        elif marker == 0xEE and data.startswith(b"Adobe") and len(data) >= 12:
-            adobe = data[11]
-        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(data) >= 6:
-            ids = tuple(data[6 + 3 * k] for k in range(data[5]) if 6 + 3 * k < len(data))
-        elif marker == 0xDA:
-            break
-        pos += 2 + length
-    if ids is None:
-        return None
-    if jfif:
-        return True
-    if adobe is not None:
-        return adobe != 0
-    return ids[:3] != (82, 71, 66)
-
-
 def read_header(path: str):
     """Read the DICOM header (no pixel data). Returns (dataset, offset of the Pixel Data tag)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        with open(path, "rb") as fp:
+        with open(path, "rb") as fp, warnings.catch_warnings():
+            # pydicom warns about tolerable header quirks; they would break one-line errors.
+            warnings.simplefilter("ignore")
             ds = pydicom.dcmread(fp, stop_before_pixels=True)
             return ds, fp.tell()
     except InvalidDicomError:
@@ -117,24 +85,6 @@ def read_header(path: str):
         raise VideoError(f"{path}: cannot read file ({_one_line(exc)})") from None
     except Exception as exc:  # pydicom raises many types on corrupt or truncated headers
         raise VideoError(f"{path}: corrupt or truncated DICOM header ({_one_line(exc)})") from None
-
-
-def _pixel_data_value(fd: int, path: str, tag_offset: int, syntax: str) -> tuple[int, int, bytes]:
-    """(value offset, value length, VR) of the Pixel Data element whose tag is at `tag_offset`.
-
-    Length 0xFFFFFFFF means undefined (encapsulated); VR is b"" for implicit VR."""
-    head = os.pread(fd, 12, tag_offset)
-    little = syntax != EXPLICIT_BE
-    if len(head) < 8 or struct.unpack("<HH" if little else ">HH", head[:4]) != _PIXEL_DATA_TAG:
-        raise VideoError(f"{path}: no pixel data (not an image, or the file is truncated)")
-    if syntax == IMPLICIT_LE:
-        return tag_offset + 8, struct.unpack("<I", head[4:8])[0], b""
-    vr = head[4:6]
-    if vr in _LONG_VRS:
-        if len(head) < 12:
-            raise VideoError(f"{path}: file is truncated (in the pixel data header)")
-        return tag_offset + 12, struct.unpack("<I" if little else ">I", head[8:12])[0], vr
-    return tag_offset + 8, struct.unpack("<H" if little else ">H", head[6:8])[0], vr
 
 
 class DicomVideo(Video):
@@ -168,7 +118,9 @@ class DicomVideo(Video):
     # -- opening --------------------------------------------------------------------------
     def _read_geometry(self, ds) -> None:
         if "Rows" not in ds or "Columns" not in ds or "BitsAllocated" not in ds:
-            raise VideoError(f"{self.path}: no pixel data (not an image: no Rows/Columns/BitsAllocated)")
+            raise VideoError(
+                f"{self.path}: no pixel data (not an image: no Rows/Columns/BitsAllocated)"
+            )
         try:
             self.rows, self.cols = int(ds.Rows), int(ds.Columns)
             self.samples = int(ds.get("SamplesPerPixel", 1) or 1)
@@ -196,7 +148,7 @@ class DicomVideo(Video):
                 f"{self.path}: deflated transfer syntax is not supported; re-save it uncompressed"
             )
         size = os.fstat(self._fd).st_size
-        value_offset, length, vr = _pixel_data_value(self._fd, self.path, tag_offset, self.syntax)
+        value_offset, length, vr = pixel_data_value(self._fd, self.path, tag_offset, self.syntax)
         self._value_offset = value_offset
         # 8-bit samples stored as OW in big endian are byte-swapped in 16-bit words.
         self._swap_words = self.syntax == EXPLICIT_BE and vr == b"OW" and self.bits_allocated == 8
@@ -239,11 +191,17 @@ class DicomVideo(Video):
 
     def _fast_jpeg_ok(self) -> bool:
         """JPEG Baseline 8-bit whose colour handling by libjpeg matches pydicom's (frame 0)."""
-        if self.syntax != JPEG_BASELINE or self.bits_allocated != 8 or self.photometric not in _JPEG_PHOTOMETRICS:
+        if (
+            self.syntax != JPEG_BASELINE
+            or self.bits_allocated != 8
+            or self.photometric not in _JPEG_PHOTOMETRICS
+        ):
             return False
         if self.samples == 1:
             return True
-        return libjpeg_transforms(self._index.read(0)) == self.photometric.startswith("YBR")
+        return dicom_meta.libjpeg_transforms(self._index.read(0)) == self.photometric.startswith(
+            "YBR"
+        )
 
     def _check_pydicom_decoder(self) -> None:
         from pydicom.pixels import get_decoder
@@ -364,7 +322,9 @@ class DicomVideo(Video):
             raw += b"\0"
         words = np.frombuffer(raw, ">u2").astype("<u2").tobytes()
         if len(words) < min(end, total + (total & 1)) - start:
-            raise VideoError(f"{self.path}: file is truncated (frame ends past the end of the file)")
+            raise VideoError(
+                f"{self.path}: file is truncated (frame ends past the end of the file)"
+            )
         return words[rel - start : rel - start + self._frame_length]
 
     def _pydicom_native(self, data: bytes) -> np.ndarray:

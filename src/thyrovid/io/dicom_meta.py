@@ -165,3 +165,35 @@ def to_uint8(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Map stored values linearly from [lo, hi] to [0, 255] uint8 (clipped, rounded)."""
     scaled = (arr.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def libjpeg_transforms(jpeg: bytes) -> bool | None:
+    """Whether libjpeg converts this 3-component JPEG from YCbCr to RGB when decoding.
+
+    libjpeg's rule: a JFIF marker means YCbCr; else an Adobe APP14 marker's transform flag
+    decides; else component ids 'R','G','B' mean RGB and anything else YCbCr. pydicom instead
+    keeps the samples as stored (unless APP14 says otherwise) and converts by the DICOM
+    Photometric Interpretation; the OpenCV fast path is used only when both agree.
+    Returns None when the header cannot be parsed.
+    """
+    jfif, adobe, ids, pos = False, None, None, 2
+    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
+        marker = jpeg[pos + 1]
+        length = int.from_bytes(jpeg[pos + 2 : pos + 4], "big")
+        data = jpeg[pos + 4 : pos + 2 + length]
+        if marker == 0xE0 and data.startswith(b"JFIF\0"):
+            jfif = True
+        elif marker == 0xEE and data.startswith(b"Adobe") and len(data) >= 12:
+            adobe = data[11]
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(data) >= 6:
+            ids = tuple(data[6 + 3 * k] for k in range(data[5]) if 6 + 3 * k < len(data))
+        elif marker == 0xDA:
+            break
+        pos += 2 + length
+    if ids is None:
+        return None
+    if jfif:
+        return True
+    if adobe is not None:
+        return adobe != 0
+    return ids[:3] != (82, 71, 66)

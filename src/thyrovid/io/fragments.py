@@ -17,6 +17,8 @@ ITEM = 0xE000FFFE  # (FFFE,E000) read as little-endian uint32: group in the low 
 SEQ_DELIMITER = 0xE0DDFFFE  # (FFFE,E0DD)
 # Bytes that open a frame's codestream: JPEG SOI, JPEG 2000 SOC, JP2 signature box.
 _FRAME_STARTS = (b"\xff\xd8", b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP")
+_PIXEL_DATA_TAG = (0x7FE0, 0x0010)
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
 
 
 def pread_exact(fd: int, length: int, offset: int, path: str, what: str) -> bytes:
@@ -30,6 +32,24 @@ def pread_exact(fd: int, length: int, offset: int, path: str, what: str) -> byte
 def _item_header(fd: int, offset: int, path: str) -> tuple[int, int]:
     tag, length = struct.unpack("<II", pread_exact(fd, 8, offset, path, "encapsulated pixel data"))
     return tag, length
+
+
+def pixel_data_value(fd: int, path: str, tag_offset: int, syntax: str) -> tuple[int, int, bytes]:
+    """(value offset, value length, VR) of the Pixel Data element whose tag is at `tag_offset`.
+
+    Length 0xFFFFFFFF means undefined (encapsulated); VR is b"" for implicit VR."""
+    head = os.pread(fd, 12, tag_offset)
+    little = syntax != "1.2.840.10008.1.2.2"
+    if len(head) < 8 or struct.unpack("<HH" if little else ">HH", head[:4]) != _PIXEL_DATA_TAG:
+        raise VideoError(f"{path}: no pixel data (not an image, or the file is truncated)")
+    if syntax == "1.2.840.10008.1.2":
+        return tag_offset + 8, struct.unpack("<I", head[4:8])[0], b""
+    vr = head[4:6]
+    if vr in _LONG_VRS:
+        if len(head) < 12:
+            raise VideoError(f"{path}: file is truncated (in the pixel data header)")
+        return tag_offset + 12, struct.unpack("<I" if little else ">I", head[8:12])[0], vr
+    return tag_offset + 8, struct.unpack("<H" if little else ">H", head[6:8])[0], vr
 
 
 class FragmentIndex:

@@ -65,7 +65,9 @@ class FrameFolder(Video):
         self.path = str(folder)
         self._files = numbered_images(Path(folder))
         if not self._files:
-            raise VideoError(f"{self.path}: empty video (no numbered PNG/JPEG frames in the folder)")
+            raise VideoError(
+                f"{self.path}: empty video (no numbered PNG/JPEG frames in the folder)"
+            )
         first = read_image(self._files[0])
         self.info = VideoInfo(
             format="frames",

@@ -50,7 +50,9 @@ def probe(path) -> dict:
         "width": info.width,
         "channels": info.channels,
         "fps": round(info.fps, 4) if info.fps else None,
-        "pixel_spacing_mm": [round(v, 6) for v in info.pixel_spacing_mm] if info.pixel_spacing_mm else None,
+        "pixel_spacing_mm": [round(v, 6) for v in info.pixel_spacing_mm]
+        if info.pixel_spacing_mm
+        else None,
         "transfer_syntax": syntax or extra.get("codec"),
         "photometric": extra.get("photometric"),
         "ultrasound_region": list(info.region) if info.region else None,
@@ -74,7 +76,9 @@ def format_text(meta: dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", help="DICOM file, AVI/MP4/MOV/MKV file, or folder of numbered PNG/JPEG frames")
+    parser.add_argument(
+        "video", help="DICOM file, AVI/MP4/MOV/MKV file, or folder of numbered PNG/JPEG frames"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 

@@ -17,8 +17,22 @@ import numpy as np
 from thyrovid.errors import VideoError
 from thyrovid.io.base import Video, VideoInfo
 
+# FFmpeg's own log lines ("moov atom not found") would break the one-line error rule; read
+# when OpenCV first loads its FFmpeg backend.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 # Skip forward by grabbing when the next wanted frame is at most this many frames ahead.
 _MAX_GRAB_GAP = 16
+
+
+def _capture(path: str) -> cv2.VideoCapture:
+    """cv2.VideoCapture with OpenCV's warnings silenced while opening (errors become VideoError)."""
+    old = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    finally:
+        cv2.utils.logging.setLogLevel(old)
 
 
 class VideoFile(Video):
@@ -33,10 +47,15 @@ class VideoFile(Video):
 
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
-        self._cap = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG)
+        self._cap = None
+        if os.path.getsize(self.path) == 0:
+            raise VideoError(f"{self.path}: empty video (the file is empty)")
+        self._cap = _capture(self.path)
         if not self._cap.isOpened():
             self._cap.release()
-            raise VideoError(f"{self.path}: cannot open video (corrupt, truncated or unsupported codec)")
+            raise VideoError(
+                f"{self.path}: cannot open video (corrupt, truncated or unsupported codec)"
+            )
         n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         ok, first = self._cap.read()
         if n <= 0 or not ok or first is None:
@@ -84,7 +103,9 @@ class VideoFile(Video):
             self._fail(i)
         self._pos = i + 1
         if frame.shape[:2] != (self.info.height, self.info.width):
-            raise VideoError(f"{self.path}: frame {i} has size {frame.shape[1]}x{frame.shape[0]}, not the video's")
+            raise VideoError(
+                f"{self.path}: frame {i} has size {frame.shape[1]}x{frame.shape[0]}, not the video's"
+            )
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
     def _fail(self, i: int):

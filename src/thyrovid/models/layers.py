@@ -203,27 +203,41 @@ class BlockAvgPool(nn.Module):
         return F.avg_pool3d(x, self.kernel, self.kernel)
 
 
-def avg_pool(dims: int, kernel: int = 3, stride: int = 1, t_stride: int = 1) -> nn.Module:
-    """k x k average pool.
+class FramewiseAvgPool(nn.Module):
+    """k x k 'same' average pool with stride 1 over each frame (padding left out of the mean).
 
-    Odd kernels are padded by k // 2 ('same') and the padding is left out of the mean; in 3D
-    the temporal kernel is k if ``t_stride`` > 1, else 1. Even kernels (DenseNet's 2 x 2
-    transition) must equal the stride: a ``BlockAvgPool`` of (t_stride, k, k) in 3D.
+    Works on (B, C, H, W) and (B, C, T, H, W); unlike ``nn.AvgPool3d`` it accepts frames
+    smaller than the kernel.
+    """
+
+    def __init__(self, kernel: int):
+        super().__init__()
+        self.kernel = int(kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.kernel
+        if x.ndim == 4:
+            return F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)
+        b, c, t, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(b * t, c, h, w)
+        pooled = F.avg_pool2d(frames, k, 1, k // 2, count_include_pad=False)
+        return pooled.reshape(b, t, c, h, w).transpose(1, 2)
+
+
+def avg_pool(dims: int, kernel: int = 3, stride: int = 1, t_stride: int = 1) -> nn.Module:
+    """k x k average pool: the Inception branch pool or DenseNet's transition.
+
+    Odd kernels (stride 1, no temporal stride) average each frame over a 'same'-padded window,
+    padding left out of the mean. Even kernels must equal the stride (non-overlapping blocks):
+    a ``BlockAvgPool`` of (t_stride, k, k) in 3D.
     """
     if kernel % 2 == 0:
         if stride != kernel:
             raise ValueError("even average-pool kernels must equal the stride")
         return BlockAvgPool(to_nd(kernel, dims, t_stride))
-    pad = kernel // 2
-    if dims == 2:
-        return nn.AvgPool2d(kernel, stride, pad, count_include_pad=False)
-    kt = kernel if t_stride > 1 else 1
-    return nn.AvgPool3d(
-        (kt, kernel, kernel),
-        (t_stride, stride, stride),
-        (kt // 2, pad, pad),
-        count_include_pad=False,
-    )
+    if stride != 1 or t_stride != 1:
+        raise ValueError("odd average-pool kernels are only used with stride 1")
+    return FramewiseAvgPool(kernel)
 
 
 class SeparableConv(nn.Sequential):

@@ -15,6 +15,8 @@ from thyrovid.errors import UserError
 from thyrovid.models.network import SLOTS, NetConfig, required_frames
 
 _BUILTIN = ("inception_resnet_v2", "xception", "inception_v3", "densenet", "resnet")
+#: The paper's order of the architectures (list_models puts these first).
+PAPER_ORDER = ("inception_resnet_v2", "xception", "inception_v3", "densenet121", "resnet50")
 _REGISTRY: dict[str, Callable[[NetConfig], nn.Module]] = {}
 
 
@@ -36,7 +38,8 @@ def _load_builtin() -> None:
 def list_models() -> list[str]:
     """Registered architecture names, paper order first."""
     _load_builtin()
-    return list(_REGISTRY)
+    rank = {name: i for i, name in enumerate(PAPER_ORDER)}
+    return sorted(_REGISTRY, key=lambda name: rank.get(name, len(rank)))
 
 
 def _check_strides(temporal_strides: Sequence[int]) -> tuple[int, ...]:

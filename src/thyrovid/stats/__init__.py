@@ -15,6 +15,7 @@ from thyrovid.stats.roc import (
     delong_all_pairs,
     delong_test,
     delong_unpaired,
+    roc_points,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "kappa_table",
     "mcnemar",
     "proportion_ci",
+    "roc_points",
 ]

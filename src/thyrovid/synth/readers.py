@@ -2,16 +2,18 @@
 
 Model (all on the logit scale of P(malignant)), per reader and case:
 
-    unaided = skill * case_logit + bias + N(0, noise)         (the reader's own impression)
-    aided   = (1 - w) * unaided + w * model_logit              (moved toward the AI's output)
+    unaided = skill * (case_logit + N(0, noise * sd)) + bias   (the reader's own impression)
+    aided   = (1 - w) * unaided + w * model_logit               (moved toward the AI's output)
 
-``case_logit`` is the patient's true logit (its most suspicious nodule), ``w`` is the reader's
-reliance on the model: ``reliance`` for juniors and ``0.7 * reliance`` for seniors (juniors lean
-on the AI more). Juniors read with less skill and more noise, so they gain more from the AI,
-as the paper reports (Table 4: +16.9% accuracy for juniors, +11.1% for seniors). The reader's
-noise is drawn once per case, so the aided and unaided reads of a case are correlated, as
-they are when the same radiologist reads twice. Scores are probabilities (3 decimals) and the
-decision is score >= 0.5.
+``case_logit`` is the patient's true logit (its most suspicious nodule) and ``sd`` the spread
+(standard deviation) of the case logits, so a reader's accuracy does not depend on the scale of
+the phantom's logits. ``skill`` < 1 shrinks the reader's confidence; ``w`` is the reader's
+reliance on the model: ``reliance`` for juniors and ``0.7 * reliance`` for seniors (juniors
+lean on the AI more). Juniors read with more noise, so they gain more from the AI, as the paper
+reports (Table 4: +16.9% accuracy for juniors, +11.1% for seniors; unaided AUROCs 0.55-0.72).
+The reader's noise is drawn once per case, so the aided and unaided reads of a case are
+correlated, as they are when the same radiologist reads twice. Scores are probabilities
+(3 decimals) and the decision is score >= 0.5.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import pandas as pd
 
 from thyrovid.errors import UserError
 
-# group -> (skill, noise SD, bias) on the logit scale, and the reliance multiplier.
+# group -> skill (confidence scale), noise (SD in units of the case-logit SD), bias (logit),
+# reliance multiplier.
 READER_PROFILES = {
-    "junior": {"skill": 0.45, "noise": 1.6, "bias": 0.3, "reliance": 1.0},
-    "senior": {"skill": 0.75, "noise": 1.1, "bias": 0.1, "reliance": 0.7},
+    "junior": {"skill": 0.5, "noise": 2.2, "bias": 0.3, "reliance": 1.0},
+    "senior": {"skill": 0.6, "noise": 1.4, "bias": 0.1, "reliance": 0.7},
 }
-AI_NOISE = 0.8  # SD of the stand-in AI's logit error when no model output is given
+AI_NOISE = 0.5  # SD (units of the case-logit SD) of the stand-in AI when no model output is given
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -73,7 +76,7 @@ def simulate_readers(
         truth: truth.csv rows (one per nodule) with patient_id, label and true_logit (or
             p_malignant); rows outside `split` are ignored (split=None keeps all).
         model_prob: patient_id -> the model's P(malignant); None: a simulated AI score
-            (true logit + N(0, 0.8)) stands in.
+            (true logit + N(0, 0.5 sd)) stands in.
         n_junior, n_senior: number of junior (JR1, JR2, ...) and senior (SR1, ...) readers.
         reliance: weight in [0, 1] a junior gives the model's logit when aided (seniors 0.7x).
         split: which split's patients are the cases.
@@ -91,8 +94,9 @@ def simulate_readers(
     cases = _patients(truth, split)
     rng = np.random.default_rng(seed)
     case_logit = cases["logit"].to_numpy()
+    sd = float(case_logit.std()) if len(cases) > 1 and case_logit.std() > 0 else 1.0
     if model_prob is None:
-        model_logit = case_logit + rng.normal(0.0, AI_NOISE, len(cases))
+        model_logit = case_logit + rng.normal(0.0, AI_NOISE * sd, len(cases))
     else:
         missing = [c for c in cases.index if c not in model_prob]
         if missing:
@@ -105,8 +109,8 @@ def simulate_readers(
     for group, name in readers:
         prof = READER_PROFILES[group]
         skill = prof["skill"] * rng.uniform(0.9, 1.1)
-        noise = rng.normal(0.0, prof["noise"], len(cases))
-        unaided = skill * case_logit + prof["bias"] + noise
+        noise = rng.normal(0.0, prof["noise"] * sd, len(cases))
+        unaided = skill * (case_logit + noise) + prof["bias"]
         w = min(1.0, reliance * prof["reliance"])
         aided = (1 - w) * unaided + w * model_logit
         for modality, logit in (("unaided", unaided), ("aided", aided)):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,9 @@ class Sweep:
 
 def _smooth_noise(rng: np.random.Generator, n: int, sigma_frames: float) -> np.ndarray:
     """Zero-mean smooth noise with unit standard deviation, (n,)."""
-    x = gaussian_filter1d(rng.standard_normal(n + 40), sigma_frames, mode="reflect")[20:-20]
+    half = int(3 * sigma_frames) + 1
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma_frames) ** 2)
+    x = np.convolve(rng.standard_normal(n + 2 * half), kernel / kernel.sum(), mode="valid")
     return (x - x.mean()) / (x.std() + 1e-9)
 
 
@@ -45,7 +46,6 @@ def make_sweep(rng: np.random.Generator, n_frames: int, half_length_mm: float,
         half_length_mm: the plane starts/ends about this far from the nodule centre.
         spacing_mm: pixel spacing, to turn hand jitter (mm) into whole pixels.
     """
-    t = np.linspace(0.0, 1.0, n_frames)
     # uneven hand speed: progress is the cumulative sum of a positive, smoothly varying speed
     speed = np.exp(0.35 * _smooth_noise(rng, n_frames, 6.0))
     progress = np.concatenate([[0.0], np.cumsum(speed[:-1])])
@@ -68,5 +68,4 @@ def make_sweep(rng: np.random.Generator, n_frames: int, half_length_mm: float,
     jitter_mm = rng.uniform(0.15, 0.5)
     dx = np.rint(jitter_mm * _smooth_noise(rng, n_frames, 5.0) / spacing_mm).astype(int)
     dy = np.rint(0.12 * _smooth_noise(rng, n_frames, 8.0) / spacing_mm).astype(int)
-    del t
     return Sweep(z=z, dx=dx, dy=dy, kind=kind)

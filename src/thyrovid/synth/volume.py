@@ -89,7 +89,7 @@ def nodule_geometry(features: dict, rng: np.random.Generator) -> NoduleGeometry:
     harmonics = np.array(
         [[k, amp, rng.uniform(0, 2 * np.pi), rng.uniform(-2, 2)] for k, amp in zip(ks, amps)]
     )
-    level = {1: rng.uniform(0.9, 1.3), 2: rng.uniform(0.42, 0.6), 3: rng.uniform(0.2, 0.3)}[
+    level = {1: rng.uniform(0.85, 1.3), 2: rng.uniform(0.3, 0.45), 3: rng.uniform(0.1, 0.17)}[
         int(features["echogenicity"])
     ]
     halo = rng.uniform(0.05, 0.09) if (margin == 0 and rng.random() < 0.5) else 0.0
