@@ -13,7 +13,7 @@ frames [s, s+32) for 3 window starts s (at 10%, 50%, 90% of the clip) with:
       the clock starts (the floor for any libjpeg-turbo decoder; no colour reordering).
 
 Time is wall-clock from opening the file to having all 96 frames (imports excluded); peak
-RSS is the child's ru_maxrss (includes the interpreter and imports, reported separately as
+RSS is the child's VmHWM (includes the interpreter and imports, reported separately as
 `rss_after_imports_mb`). Each variant is repeated --repeats times; medians are printed as JSON.
 
     .venv/bin/python benchmarks/decode.py [--frames 1000 3000] [--repeats 3]
@@ -69,7 +69,16 @@ def window_starts(n_frames: int) -> list[int]:
 
 # -- child side: one variant, one run ---------------------------------------------------------
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    """Peak RSS of this process in MB: VmHWM (per address space, so not inherited from the
+    parent across fork/exec as ru_maxrss is); ru_maxrss where /proc is missing."""
+    try:
+        with open("/proc/self/status") as fp:
+            for line in fp:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def run_variant(variant: str, path: str, n_frames: int) -> dict:
@@ -110,7 +119,7 @@ def run_variant(variant: str, path: str, n_frames: int) -> dict:
     else:
         raise ValueError(variant)
     seconds = time.perf_counter() - t0
-    checksum = float(sum(float(np.asarray(o, dtype=np.float64).mean()) for o in out))
+    checksum = float(sum(float(np.mean(o)) for o in out))  # no float copy: keeps RSS honest
     return {"seconds": seconds, "peak_rss_mb": _rss_mb(), "rss_after_imports_mb": rss_before, "checksum": checksum}
 
 

@@ -339,3 +339,35 @@ def test_nothing_to_do_rerun_under_2s_for_60_patients(tmp_path):
     seconds = time.perf_counter() - t0
     assert (report.extracted, report.reused) == (0, 120)
     assert seconds < 2.0, f"nothing-to-do rerun took {seconds:.2f} s"
+
+
+def test_phantom_cohort_every_key_frame_gives_a_clip_and_splits_kept(tmp_path):
+    pytest.importorskip("thyrovid.synth.cli")
+    from thyrovid.cli import main
+
+    out = tmp_path / "phantom"
+    synth = ["synth", str(out), "--patients", "4", "--seed", "3", "--frames", "20:24",
+             "--size", "120,160", "--workers", "1", "--quiet"]  # fmt: skip
+    assert main(synth) == 0
+    with open(out / "cohort.csv", newline="") as fh:
+        cohort = list(csv.DictReader(fh))
+    report = extract(out / "cohort.csv", tmp_path / "w", frames=16, size=64, workers=1)
+    assert report.clips == len(cohort) and not report.skipped
+    recs = read_clips(tmp_path / "w")
+    for rec, row in zip(recs, cohort):
+        assert (rec["patient_id"], rec["key_frame"], rec["split"]) == (
+            row["patient_id"], row["frame"], row["split"],
+        )  # fmt: skip
+        assert np.load(tmp_path / "w" / rec["clip_path"], mmap_mode="r").shape == (16, 64, 64)
+        assert np.load(tmp_path / "w" / rec["image_path"], mmap_mode="r").shape == (64, 64)
+
+
+def test_two_worker_processes_write_the_same_bytes_as_one(tmp_path, monkeypatch):
+    import thyrovid.extract
+
+    monkeypatch.setattr(thyrovid.extract, "POOL_MIN_CLIPS", 0)  # use the pool even for 8 clips
+    csv_path = tiny_cohort(tmp_path, n_patients=4, keys=(5, 20))
+    extract(csv_path, tmp_path / "one", frames=16, size=32, workers=1)
+    report = extract(csv_path, tmp_path / "two", frames=16, size=32, workers=2)
+    assert report.extracted == 8
+    assert _cache_bytes(tmp_path / "one") == _cache_bytes(tmp_path / "two")

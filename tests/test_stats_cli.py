@@ -72,6 +72,14 @@ def test_identical_score_columns_give_z0_p1(tmp_path, capsys):
     assert rep["tests"][0]["z"] == 0.0 and rep["tests"][0]["p"] == 1.0
 
 
+def test_zero_variance_difference_gives_inf_z_as_valid_json(tmp_path, capsys):
+    f = tmp_path / "perfect.csv"
+    f.write_text("y,a,b\n0,0.1,0.5\n0,0.2,0.5\n0,0.3,0.5\n1,0.7,0.5\n1,0.8,0.5\n1,0.9,0.5\n")
+    rep = _json(capsys, ["stats", "auc", "--csv", str(f), "--truth", "y", "--score", "a",
+                         "--score", "b", "--json"])  # fmt: skip
+    assert rep["tests"][0]["z"] == "inf" and rep["tests"][0]["p"] == 0.0
+
+
 def test_nan_score_refused_with_line(tmp_path, capsys):
     lines = DATA.read_text().splitlines()
     cells = lines[6].split(",")
@@ -134,3 +142,14 @@ def test_metrics_from_csv_with_threshold(tmp_path, capsys):
 def test_metrics_needs_counts_or_csv(capsys):
     assert main(["stats", "metrics", "--tp", "3"]) == 2
     assert "--tn" in capsys.readouterr().err
+
+
+def test_metrics_from_csv_label_columns(tmp_path, capsys):
+    f = tmp_path / "dec.csv"
+    f.write_text(
+        "label,ai\nmalignant,malignant\nmalignant,benign\nbenign,benign\nbenign,malignant\n"
+        "benign,benign\nmalignant,malignant\n"
+    )
+    rep = _json(capsys, ["stats", "metrics", "--csv", str(f), "--truth", "label", "--positive",
+                         "malignant", "--pred", "ai", "--json"])  # fmt: skip
+    assert (rep["tp"], rep["fp"], rep["tn"], rep["fn"]) == (2, 1, 2, 1)

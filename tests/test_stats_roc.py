@@ -153,6 +153,18 @@ def test_identical_scores_give_z0_p1(asah):
     assert r["z"] == 0.0 and r["p"] == 1.0
 
 
+def test_perfect_vs_constant_score_is_infinitely_significant():
+    truth = np.array([0, 0, 0, 1, 1, 1])
+    r = roc.delong_test(truth, [0.1, 0.2, 0.3, 0.7, 0.8, 0.9], np.full(6, 0.5))
+    assert (r["auc1"], r["auc2"], r["se"]) == (1.0, 0.5, 0.0)
+    assert r["z"] == np.inf and r["p"] == 0.0
+
+
+def test_scores_of_different_length_are_refused():
+    with pytest.raises(UserError, match="differ in shape"):
+        roc.delong_test([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3])
+
+
 def test_single_class_is_a_clear_error():
     with pytest.raises(UserError, match="only positive"):
         roc.auc([1, 1, 1], [0.1, 0.2, 0.3])

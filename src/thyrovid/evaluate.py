@@ -112,22 +112,25 @@ def level_metrics(truth, prob, threshold: float, ci: str = "wilson", level: floa
         level: confidence level.
 
     Returns:
-        dict n, n_pos, threshold, auroc {value, low, high} (DeLong; None values with one class),
+        dict n, n_pos, threshold, auroc {value, low, high} (DeLong CI; no CI with fewer than two
+        cases of a class, no value with one class),
         tp/fp/tn/fn, accuracy, sensitivity, specificity, ppv, npv, f1, kappa, youden (each
         {value, low, high}), brier, calibration.
     """
     from thyrovid.stats.proportions import binary_metrics, confusion
-    from thyrovid.stats.roc import auc_ci
+    from thyrovid.stats.roc import auc, auc_ci
 
     t = np.asarray(truth).astype(int)
     p = np.asarray(prob, dtype=np.float64)
     n_pos = int(t.sum())
     out: dict = {"n": int(t.size), "n_pos": n_pos, "threshold": float(threshold)}
-    if 0 < n_pos < t.size:
+    n_neg = t.size - n_pos
+    out["auroc"] = {"value": None, "low": None, "high": None}
+    if min(n_pos, n_neg) >= 2:
         a, lo, hi = auc_ci(t, p, level=level)
         out["auroc"] = {"value": a, "low": lo, "high": hi}
-    else:
-        out["auroc"] = {"value": None, "low": None, "high": None}
+    elif min(n_pos, n_neg) == 1:  # DeLong's variance needs two of each class: no CI
+        out["auroc"]["value"] = auc(t, p)
     tp, fp, tn, fn = confusion(t, (p >= threshold).astype(int))
     out.update({"tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn)})
     out.update(_clean(binary_metrics(tp, fp, tn, fn, ci=ci, level=level)))

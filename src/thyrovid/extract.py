@@ -35,23 +35,20 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from thyrovid.cohort import (
-    Cohort,
-    Problem,
-    _fmt,
-    atomic_write_text,
-    check_against_videos,
-    read_cohort,
-)
 from thyrovid.errors import UserError
-from thyrovid.splits import assign_splits, conflicts, patient_table
+
+if TYPE_CHECKING:  # pandas and the cohort code load lazily: worker processes never need them
+    import pandas as pd
+
+    from thyrovid.cohort import Cohort
 
 HELP = "validate cohort.csv and cut 32-frame ROI clips into a work folder"
 CHUNK = 64  # frames decoded per frames() call: bounds memory on long, high-resolution videos
+POOL_MIN_CLIPS = 48  # fewer pending clips than this: starting worker processes costs more
 FIRST_COLUMNS = [
     "clip_id", "patient_id", "nodule_id", "video_id", "center", "label", "split", "key_frame",
     "first_frame", "n_frames", "padded", "pad_before", "clip_path", "image_path",
@@ -239,6 +236,10 @@ def plan_clips(
     cohort: Cohort, headers: dict, frames: int, size: int, expand: float
 ) -> pd.DataFrame:
     """One clips.csv row per cohort row (without split); rows that cannot be cut are dropped."""
+    import pandas as pd
+
+    from thyrovid.cohort import Problem, _fmt
+
     rows = cohort.rows
     ids = video_ids(rows["video"].unique())
     shared = rows.groupby("nodule_id")["patient_id"].nunique()
@@ -285,6 +286,8 @@ def plan_clips(
 
 
 def _check_params(work: Path, params: dict, overwrite: bool) -> None:
+    from thyrovid.cohort import atomic_write_text
+
     path = work / "extract.json"
     if path.exists() and not overwrite:
         try:
@@ -302,6 +305,8 @@ def _check_params(work: Path, params: dict, overwrite: bool) -> None:
 
 def _pending(plan: pd.DataFrame, work: Path, frames: int, size: int, overwrite: bool) -> pd.Series:
     """Boolean mask of the plan rows whose clip must be (re)extracted."""
+    import pandas as pd
+
     old = {}
     if (work / "clips.csv").exists() and not overwrite:
         prev = pd.read_csv(work / "clips.csv", dtype=str, keep_default_na=False)
@@ -346,7 +351,7 @@ def _run_jobs(jobs: list[dict], workers: int) -> list[tuple[int, str | None]]:
     results = []
     total = sum(len(j["clips"]) for j in jobs)
     with tqdm(total=total, unit="clip", desc="extract", file=sys.stderr, disable=None) as bar:
-        if workers <= 1 or len(jobs) <= 1:
+        if workers <= 1 or len(jobs) <= 1 or total < POOL_MIN_CLIPS:
             for job in jobs:
                 results += extract_video(job)
                 bar.update(len(job["clips"]))
@@ -387,7 +392,8 @@ def extract(
         frames: clip length T (paper: 32).
         size: output height = width in pixels (paper: 224).
         expand: box expansion about its centre (paper: 1.5).
-        workers: processes decoding videos in parallel; default min(2, cpu count).
+        workers: processes decoding videos in parallel; default min(2, cpu count). Runs with
+            fewer than POOL_MIN_CLIPS clips to cut stay in this process.
         overwrite: re-extract every clip, and allow new parameters in an existing WORK.
         strict: stop with CohortError at the first bad row instead of skipping it.
         external_centers: centers whose patients form the external test split.
@@ -396,6 +402,9 @@ def extract(
     Returns:
         ExtractReport. Rows that could not be used are listed in its `skipped`.
     """
+    from thyrovid.cohort import Problem, check_against_videos, read_cohort
+    from thyrovid.splits import assign_splits, conflicts, patient_table
+
     t0 = time.perf_counter()
     if frames < 1 or size < 1 or not expand > 0:
         raise UserError(f"need frames >= 1, size >= 1, expand > 0 (got {frames}, {size}, {expand})")
@@ -444,6 +453,10 @@ def extract(
 
 
 def _write_clips_csv(plan: pd.DataFrame, work: Path) -> None:
+    import pandas as pd
+
+    from thyrovid.cohort import atomic_write_text
+
     if plan.empty:
         plan = pd.DataFrame(columns=FIRST_COLUMNS)
     cols = FIRST_COLUMNS + [c for c in plan.columns if c not in FIRST_COLUMNS + ["video_path"]]

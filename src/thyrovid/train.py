@@ -264,11 +264,18 @@ def _scheduler(config: TrainConfig, optimizer):
     return None
 
 
-def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
-    now = config.to_dict()
+def _open_run(out: Path, config: TrainConfig, resume: bool) -> tuple[str | None, dict | None]:
+    """(problem message or None, resume state or None) for the run folder `out`."""
+    if not (out / "config.yaml").is_file():
+        return None, None
+    if not resume:
+        return f"{out}: already holds a run; pass --resume or choose a new --out", None
+    saved, now = read_yaml(out / "config.yaml"), config.to_dict()
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
     if changed:
-        raise UserError(f"{path}: --resume with different {', '.join(changed)}; use a new --out")
+        return f"{out}: --resume with different {', '.join(changed)}; use a new --out", None
+    path = out / "state" / "last.pt"
+    return None, torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
 def train(
@@ -287,7 +294,7 @@ def train(
         The run folder.
     """
     rank, world_size, device = dist.setup(config.device)
-    out, state_path = Path(out_dir), Path(out_dir) / "state" / "last.pt"
+    out = Path(out_dir)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     train_ds = ClipDataset(work_dir, [config.train_split], config.dims)
@@ -298,13 +305,11 @@ def train(
     if config.dims == 3 and config.input_frames is None:
         config = config.replace(input_frames=shape[1])
 
-    state = None
-    if (out / "config.yaml").is_file():
-        if not resume:
-            raise UserError(f"{out}: already holds a run; pass --resume or choose a new --out")
-        _check_resumable(read_yaml(out / "config.yaml"), config, out / "config.yaml")
-        if state_path.is_file():
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
+    # Rank 0 owns the run folder (other nodes may not see it): it checks and reads, then shares.
+    problem, state = _open_run(out, config, resume) if dist.is_main() else (None, None)
+    problem, state = dist.broadcast_object((problem, state))
+    if problem:
+        raise UserError(problem)
     if dist.is_main():
         (out / "state").mkdir(parents=True, exist_ok=True)
         meta = {"input_shape": list(shape), "world_size": world_size, "clips_train": len(train_ds)}
@@ -381,7 +386,7 @@ def train(
                     "best_metric": best,
                     "bad_evals": bad_evals,
                 },
-                state_path,
+                out / "state" / "last.pt",
             )
             if writer is not None:
                 for key in ("train_loss", "val_loss", "val_auroc", "lr", "clips_per_s"):

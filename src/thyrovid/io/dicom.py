@@ -52,6 +52,7 @@ _DECODER_PACKAGES = {
     "1.2.840.10008.1.2.4.203": "pylibjpeg-openjpeg",
     "1.2.840.10008.1.2.5": "pylibjpeg-rle",
 }
+_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.11
 _JPEG_PHOTOMETRICS = {
     "YBR_FULL_422",
     "YBR_FULL",
@@ -271,15 +272,17 @@ class DicomVideo(Video):
         out = np.empty((len(wanted), info.height, info.width, info.channels), np.uint8)
         if not wanted:
             return out
-        distinct = sorted(set(wanted))
+        slots: dict[int, list[int]] = {}
+        for k, i in enumerate(wanted):
+            slots.setdefault(i, []).append(k)
         if self.decoder == "pyav":
             from thyrovid.io.dicom_video import decode_bitstream
 
-            decoded = decode_bitstream(self, distinct)
+            decoded = decode_bitstream(self, sorted(slots))
         else:
-            decoded = {i: self._decode(i) for i in distinct}
-        for k, i in enumerate(wanted):
-            out[k] = decoded[i]
+            decoded = ((i, self._decode(i)) for i in sorted(slots))
+        for i, frame in decoded:  # one decoded frame alive at a time
+            out[slots[i]] = frame
         return out
 
     def _decode(self, i: int) -> np.ndarray:
@@ -335,15 +338,19 @@ class DicomVideo(Video):
 
     def _decode_jpeg(self, i: int) -> tuple[np.ndarray, str]:
         buf = np.frombuffer(self._index.read(i), np.uint8)
-        arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-        if arr is None or arr.shape[:2] != (self.rows, self.cols) or arr.dtype != np.uint8:
-            # Not something libjpeg-turbo accepts as an 8-bit frame of the declared size:
+        if self.samples == 1:
+            arr = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+        elif _IMREAD_RGB is not None:
+            # libjpeg-turbo writes RGB directly (its YCbCr -> RGB transform, no BGR swap).
+            arr = cv2.imdecode(buf, _IMREAD_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+        else:
+            arr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+            arr = None if arr is None else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+        if arr is None or arr.shape[:2] != (self.rows, self.cols):
+            # Not something libjpeg-turbo accepts as a frame of the declared size:
             # let pydicom's decoder have its say (and raise a clear error if it fails too).
             return self._decode_pydicom(i)
-        if arr.ndim == 3:
-            # libjpeg applied the JPEG's colour transform: the frame is now RGB (as BGR).
-            return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB), "RGB"
-        return arr, self.photometric if self.samples == 1 else "MONOCHROME2"
+        return arr, "RGB" if self.samples == 3 else self.photometric
 
     def _decode_pydicom(self, i: int) -> tuple[np.ndarray, str]:
         from pydicom.encaps import encapsulate

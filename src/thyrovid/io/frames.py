@@ -83,9 +83,11 @@ class FrameFolder(Video):
         wanted = [self._check_index(i) for i in indices]
         info = self.info
         out = np.empty((len(wanted), info.height, info.width, info.channels), np.uint8)
-        decoded = {i: self._read(i) for i in sorted(set(wanted))}
+        slots: dict[int, list[int]] = {}
         for k, i in enumerate(wanted):
-            out[k] = decoded[i]
+            slots.setdefault(i, []).append(k)
+        for i in sorted(slots):  # stream order, each distinct frame decoded once
+            out[slots[i]] = self._read(i)
         return out
 
     def _read(self, i: int) -> np.ndarray:

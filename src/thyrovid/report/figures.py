@@ -98,7 +98,7 @@ def roc_figure(curves: Sequence[RocCurve], base: str | os.PathLike, title: str =
     if title:
         ax.set_title(title, fontsize=12)
     # below the axes, so the legend never hides a curve
-    fig.legend(loc="outside lower center", fontsize=9, frameon=False)
+    fig.legend(loc="outside lower center", fontsize=9, frameon=False, title="model: AUROC (95% CI)", title_fontsize=9)
     return _save(fig, base)
 
 

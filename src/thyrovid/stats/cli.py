@@ -340,6 +340,17 @@ def format_metrics(rep: dict, digits: int = 3) -> str:
 # ----------------------------------------------------------------------------- run
 
 
+def _json_safe(obj):
+    """Infinite floats (z of a zero-variance difference) as the strings "inf" / "-inf"."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and math.isinf(obj):
+        return "inf" if obj > 0 else "-inf"
+    return obj
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `thyrovid stats auc|metrics`; print the report to stdout. Returns the exit code."""
     if args.stats_command == "auc":
@@ -364,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
         )
         text = format_metrics(rep, args.digits)
     if args.json:
-        json.dump(rep, sys.stdout, indent=2, allow_nan=False)
+        json.dump(_json_safe(rep), sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
     else:
         print(text)

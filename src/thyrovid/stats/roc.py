@@ -323,10 +323,15 @@ def delong_test(truth, score1, score2, alternative: str = "two-sided", level: fl
         level: confidence level of the CI of the difference.
 
     Returns:
-        dict with keys auc1, auc2, diff, se, z, p, ci_low, ci_high.
+        dict with keys auc1, auc2, diff, se, z, p, ci_low, ci_high. Identical (or identically
+        ranked) scores give z = 0, p = 1. If the difference has zero variance but is not 0
+        (e.g. a perfect score vs a constant one), z = +-inf and p = 0. One-sided CIs: see
+        :func:`paired_from_delong`.
     """
-    d = delong(truth, np.stack([np.asarray(score1, float), np.asarray(score2, float)]))
-    return paired_from_delong(d, 0, 1, alternative, level)
+    a, b = np.asarray(score1, dtype=np.float64), np.asarray(score2, dtype=np.float64)
+    if a.shape != b.shape:
+        raise UserError(f"score1 and score2 differ in shape: {a.shape} vs {b.shape}")
+    return paired_from_delong(delong(truth, np.stack([a, b])), 0, 1, alternative, level)
 
 
 def delong_all_pairs(

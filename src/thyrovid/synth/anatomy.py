@@ -18,6 +18,8 @@ Feature codes (ints in arrays, names in truth.csv):
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 COMPOSITIONS = ("spongiform", "mixed", "solid")
@@ -138,6 +140,7 @@ def tirads_points(f: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return pts
 
 
+@lru_cache(maxsize=32)
 def shift_for_prevalence(prevalence: float, n: int = 20000, seed: int = 12345) -> float:
     """Case-mix shift whose expected prevalence (mean P(malignant)) equals `prevalence`.
 

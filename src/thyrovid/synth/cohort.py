@@ -148,13 +148,25 @@ def bayes_auroc(label: np.ndarray, score: np.ndarray) -> float | None:
     try:
         from thyrovid.stats.roc import auc
     except ImportError:
-        from scipy.stats import rankdata
-
-        ranks = rankdata(score)
-        n1 = int(label.sum())
-        n0 = len(label) - n1
-        return float((ranks[label == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+        return mann_whitney_auc(label, score)
     return float(auc(label, score))
+
+
+def mann_whitney_auc(label: np.ndarray, score: np.ndarray) -> float:
+    """AUROC as the Mann-Whitney U statistic (ties 1/2); label 1 = positive (malignant)."""
+    label = np.asarray(label).astype(bool)
+    score = np.asarray(score, float)
+    order = np.argsort(score, kind="mergesort")
+    sorted_s = score[order]
+    ranks = np.empty(len(score))
+    ranks[order] = np.arange(1, len(score) + 1)
+    # average ranks over ties
+    uniq, inv, counts = np.unique(sorted_s, return_inverse=True, return_counts=True)
+    mean_rank = np.cumsum(counts) - (counts - 1) / 2.0
+    ranks[order] = mean_rank[inv]
+    n1 = int(label.sum())
+    n0 = len(label) - n1
+    return float((ranks[label].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def synthesize(out_dir: str | os.PathLike, config: SynthConfig, progress: bool = True) -> dict:

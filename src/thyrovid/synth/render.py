@@ -51,57 +51,86 @@ def psf_sigma_px(profile: CenterProfile, spacing: float) -> tuple[float, float]:
     return max(ax, 0.6), max(lat, 0.6)
 
 
-def _nodule_slice(geom: NoduleGeometry, z: float, x: np.ndarray, y: np.ndarray,
-                  tex: np.ndarray, spacing: float):
-    """Cross-section of the nodule at elevation z on a window (x, y in mm, nodule-centred).
+class NoduleSlicer:
+    """Cross-sections of one nodule on a fixed window of the image grid.
 
-    Returns:
-        inside (h, w) float32 in [0, 1], amp (h, w) float32 echo amplitude inside the nodule,
-        mu (h, w) float32 attenuation per pixel, calc (h, w) bool (macro + rim pixels).
+    Everything that does not depend on the elevation z (normalised coordinates, the angular
+    terms of the margin harmonics, the echo texture) is computed once per video.
+
+    Args:
+        geom: the nodule.
+        x, y: (h, w) mm coordinates of the window, relative to the nodule centre.
+        tex: (h, w) float32 texture (zero mean, unit sd).
+        spacing: pixel spacing, mm.
     """
-    a, b, c = geom.axes
-    u, v, w = x / a, y / b, z / c
-    r = np.sqrt(u**2 + v**2 + w**2)
-    theta = np.arctan2(u, -v)  # 0 = straight up (towards the probe), clockwise positive
-    radius = np.ones_like(r)
-    for k, amp_k, phase, twist in geom.harmonics:
-        radius += amp_k * np.cos(k * theta + phase + twist * w)
-    d = radius - r  # > 0 inside
-    inside = np.clip(d / geom.edge + 0.5, 0.0, 1.0)
-    inside = inside * inside * (3 - 2 * inside)
-    amp = geom.level * (1.0 + 0.15 * tex)
-    mu = np.zeros_like(r)
-    for cx, cy, cz, cr in geom.cysts:
-        dc = np.sqrt((u - cx) ** 2 + (v - cy) ** 2 + (w - cz) ** 2)
-        cyst = np.clip((cr - dc) / 0.04, 0.0, 1.0)
-        amp = amp * (1 - cyst) + 0.03 * cyst
-        mu -= 0.07 * spacing * cyst
-    if geom.halo:
-        amp = np.where((d > 0) & (d < geom.halo), 0.2, amp)
-    mu *= inside
-    calc = np.zeros(r.shape, bool)
-    if geom.rim and abs(w) < 0.95:
-        a0, a1 = geom.rim_arc
-        on_arc = (theta > a0) & (theta < a1)
-        for g in geom.rim_gaps:
-            on_arc &= np.abs(theta - g) > 0.3
-        shell = on_arc & (d > -0.5 / a) & (d < 0.6 / a)
-        amp = np.where(shell, 7.0, amp)
-        mu = np.where(shell, (1.3 if geom.rim == 1 else 0.9) * spacing, mu)
-        calc |= shell
-        inside = np.maximum(inside, shell)
-    for mx, my, mz, rx, ry, rz, opacity in geom.macro:
-        t = (z - mz) / rz
-        if abs(t) >= 1:
-            continue
-        s = np.sqrt(1 - t * t)
-        e = ((x - mx) / (rx * s)) ** 2 + ((y - my) / (ry * s)) ** 2
-        blob = e < 1
-        front = np.clip(1.2 - (y - my) / (ry * s), 0.0, 2.0)  # brighter leading edge
-        amp = np.where(blob, 4.0 + 4.0 * front, amp)
-        mu = np.where(blob, opacity / (2 * ry * s) * spacing, mu)
-        calc |= blob
-    return inside.astype(np.float32), amp.astype(np.float32), mu.astype(np.float32), calc
+
+    def __init__(self, geom: NoduleGeometry, x: np.ndarray, y: np.ndarray, tex: np.ndarray,
+                 spacing: float):
+        a, b, _ = geom.axes
+        self.geom, self.x, self.y, self.spacing = geom, x, y, spacing
+        self.u, self.v = (x / a).astype(np.float32), (y / b).astype(np.float32)
+        self.uv2 = self.u**2 + self.v**2
+        self.theta = np.arctan2(self.u, -self.v)  # 0 = towards the probe, clockwise positive
+        self.harm = [(amp, np.cos(k * self.theta + ph).astype(np.float32),
+                      np.sin(k * self.theta + ph).astype(np.float32), tw)
+                     for k, amp, ph, tw in geom.harmonics]
+        self.amp0 = (geom.level * (1.0 + 0.15 * tex)).astype(np.float32)
+        if geom.rim:
+            a0, a1 = geom.rim_arc
+            arc = (self.theta > a0) & (self.theta < a1)
+            for g in geom.rim_gaps:
+                arc &= np.abs(self.theta - g) > 0.3
+            self.rim_arc = arc
+
+    def at(self, z: float):
+        """The cross-section at elevation z mm.
+
+        Returns:
+            inside (h, w) float32 in [0, 1], amp (h, w) float32 echo amplitude inside the nodule,
+            mu (h, w) float32 attenuation per pixel, calc (h, w) bool (macro + rim pixels).
+        """
+        g, sp = self.geom, self.spacing
+        a, b, c = g.axes
+        w = z / c
+        r = np.sqrt(self.uv2 + np.float32(w * w))
+        radius = np.ones_like(r)
+        for amp_k, cos_k, sin_k, tw in self.harm:
+            radius += np.float32(amp_k * np.cos(tw * w)) * cos_k
+            radius -= np.float32(amp_k * np.sin(tw * w)) * sin_k
+        d = radius - r  # > 0 inside
+        inside = np.clip(d * np.float32(1 / g.edge) + np.float32(0.5), 0.0, 1.0)
+        inside = inside * inside * (3 - 2 * inside)
+        amp = self.amp0.copy()
+        mu = np.zeros_like(r)
+        for cx, cy, cz, cr in g.cysts:
+            if abs(w - cz) >= cr:
+                continue
+            dc = np.sqrt((self.u - cx) ** 2 + (self.v - cy) ** 2 + np.float32((w - cz) ** 2))
+            cyst = np.clip((cr - dc) * np.float32(25.0), 0.0, 1.0)
+            amp += (0.03 - amp) * cyst
+            mu -= np.float32(0.07 * sp) * cyst
+        if g.halo:
+            amp[(d > 0) & (d < g.halo)] = 0.2
+        mu *= inside
+        calc = np.zeros(r.shape, bool)
+        if g.rim and abs(w) < 0.95:
+            shell = self.rim_arc & (d > -0.5 / a) & (d < 0.6 / a)
+            amp[shell] = 7.0
+            mu[shell] = (1.3 if g.rim == 1 else 0.9) * sp
+            calc |= shell
+            inside = np.maximum(inside, shell)
+        for mx, my, mz, rx, ry, rz, opacity in g.macro:
+            t = (z - mz) / rz
+            if abs(t) >= 1:
+                continue
+            s = np.sqrt(1 - t * t)
+            e = ((self.x - mx) / (rx * s)) ** 2 + ((self.y - my) / (ry * s)) ** 2
+            blob = e < 1
+            front = np.clip(1.2 - (self.y[blob] - my) / (ry * s), 0.0, 2.0)  # bright leading edge
+            amp[blob] = 4.0 + 4.0 * front
+            mu[blob] = opacity / (2 * ry * s) * sp
+            calc |= blob
+        return inside, amp, mu, calc
 
 
 def _add_micro(field: np.ndarray, mask: np.ndarray, geom: NoduleGeometry, z: float,
@@ -158,6 +187,8 @@ def render_video(geom: NoduleGeometry, profile: CenterProfile, sweep: Sweep,
     c_lo, c_hi = max(0, int(col0 - 1.45 * a / spacing)), min(wp, int(col0 + 1.45 * a / spacing) + 2)
     r_lo, r_hi = max(0, int(row0 - 1.45 * b / spacing)), min(hp, int(row0 + 1.45 * b / spacing) + 2)
     wx, wy = np.meshgrid(xs[c_lo:c_hi], ys[r_lo:r_hi] - geom.depth)
+    slicer = NoduleSlicer(geom, wx.astype(np.float32), wy.astype(np.float32),
+                          nod_tex[r_lo:r_hi, c_lo:c_hi], spacing)
     sig_ax, sig_lat = psf_sigma_px(profile, spacing)
     norm = 2.0 * np.sqrt(np.pi * sig_ax * sig_lat) / np.sqrt(2.0)
     field_src = ScattererField(field_seed, (hp, wp), z0=-60.0)
@@ -187,8 +218,7 @@ def render_video(geom: NoduleGeometry, profile: CenterProfile, sweep: Sweep,
     for t in range(n):
         z = float(sweep.z[t])
         amp = bg_amp.copy()
-        inside, n_amp, n_mu, n_calc = _nodule_slice(geom, z, wx, wy, nod_tex[r_lo:r_hi, c_lo:c_hi],
-                                                    spacing)
+        inside, n_amp, n_mu, n_calc = slicer.at(z)
         col = amp[strip]
         col[:top] = col[:top] * (1 - inside) + n_amp * inside
         mu = np.zeros(col.shape, np.float32)

@@ -142,7 +142,11 @@ class ScattererField:
             if len(self._cache) > 8:
                 self._cache.pop(next(iter(self._cache)))
             rng = np.random.default_rng((*self.seed, k + 100000))
-            self._cache[k] = rng.standard_normal((*self.shape, 2), dtype=np.float32)
+            # uniform, unit variance: the PSF sums many, so the blurred field is Gaussian (CLT)
+            u = rng.random((*self.shape, 2), dtype=np.float32)
+            u -= np.float32(0.5)
+            u *= np.float32(np.sqrt(12.0))
+            self._cache[k] = u
         return self._cache[k]
 
     def at(self, z: float) -> np.ndarray:

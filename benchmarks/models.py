@@ -1,0 +1,175 @@
+"""Size, compute and CPU speed of the five architectures, beside MONAI's 3D DenseNet121/ResNet50.
+
+For each architecture: parameters of the standard 2D network (3 channels, 1000 classes) and of
+the 3D network used here (1 channel, 1 logit, width 1); GFLOPs of one forward pass of a
+1 x 32 x 224 x 224 clip (``torch.utils.flop_counter``, 2 FLOPs per multiply-add, counted on the
+meta device) for the temporal-stride policies (1,1,2,2,2) and (2,2,2,2,2), and per 224 x 224
+frame in 2D; and the median forward time of one clip (batch 1, no grad, eval mode). Baseline:
+``monai.networks.nets.DenseNet121(spatial_dims=3, in_channels=1, out_channels=1)`` and
+``resnet50(spatial_dims=3, n_input_channels=1, num_classes=1, conv1_t_stride=2)``, what a user
+would otherwise pick. Prints JSON.
+
+    python benchmarks/models.py [--repeats 3] [--frames 32] [--size 224] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from thyrovid.models import build_model, list_models
+
+KEEP_TIME = (1, 1, 2, 2, 2)
+TIME_LIKE_SPACE = (2, 2, 2, 2, 2)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def gflops(make: Callable[[], nn.Module], shape: tuple[int, ...]) -> float:
+    """Forward GFLOPs of ``make()`` on one input of ``shape``, counted on the meta device."""
+    with torch.device("meta"):
+        model = make().eval()
+        x = torch.empty(shape)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / 1e9
+
+
+def forward_seconds(model: nn.Module, shape: tuple[int, ...], repeats: int, device: str) -> float:
+    """Median wall time of one forward pass (after one warm-up)."""
+    model = model.eval().to(device)
+    x = torch.randn(shape, device=device)
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 1):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model(x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if i:
+                times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def monai_baselines() -> dict[str, Callable[[], nn.Module]]:
+    try:
+        from monai.networks.nets import DenseNet121, resnet50
+    except ImportError:
+        return {}
+    return {
+        "monai_densenet121": lambda: DenseNet121(spatial_dims=3, in_channels=1, out_channels=1),
+        "monai_resnet50": lambda: resnet50(
+            spatial_dims=3, n_input_channels=1, num_classes=1, conv1_t_stride=2
+        ),
+    }
+
+
+def measure(args: argparse.Namespace) -> dict:
+    clip = (1, 1, args.frames, args.size, args.size)
+    frame = (1, 1, args.size, args.size)
+    rows: dict[str, dict] = {}
+    for name in args.models or list_models():
+
+        def make3d(strides=KEEP_TIME, name=name):
+            return build_model(name, dims=3, temporal_strides=strides)
+
+        with torch.device("meta"):
+            p2d = n_params(build_model(name, dims=2, in_channels=3, num_classes=1000))
+            p3d = n_params(make3d())
+        row = {
+            "params_2d_standard": p2d,
+            "params_3d": p3d,
+            "gflops_3d_keep_time": gflops(make3d, clip),
+            "gflops_3d_time_like_space": gflops(lambda n=name: make3d(TIME_LIKE_SPACE, n), clip),
+            "gflops_2d_frame": gflops(lambda n=name: build_model(n, dims=2), frame),
+            "seconds_3d_keep_time": forward_seconds(make3d(), clip, args.repeats, args.device),
+        }
+        if name in ("densenet121", "resnet50"):
+            row["seconds_3d_time_like_space"] = forward_seconds(
+                make3d(TIME_LIKE_SPACE), clip, args.repeats, args.device
+            )
+        rows[name] = row
+        print(json.dumps({name: row}), flush=True)
+    baselines: dict[str, dict] = {}
+    for name, make in monai_baselines().items():
+        try:
+            baselines[name] = {
+                "params_3d": n_params(make()),
+                "gflops_3d": gflops(make, clip),
+                "seconds_3d": forward_seconds(make(), clip, args.repeats, args.device),
+            }
+        except RuntimeError as error:  # MONAI downsamples time like space: short clips crash
+            baselines[name] = {"error": str(error).splitlines()[0]}
+        print(json.dumps({name: baselines[name]}), flush=True)
+    ratios = {}
+    for ours in ("densenet121", "resnet50"):
+        base = baselines.get(f"monai_{ours}")
+        if ours in rows and base and "error" not in base:
+            ratios[f"{ours}_time_like_space_vs_monai_seconds"] = (
+                rows[ours]["seconds_3d_time_like_space"] / base["seconds_3d"]
+            )
+            ratios[f"{ours}_keep_time_vs_monai_seconds"] = (
+                rows[ours]["seconds_3d_keep_time"] / base["seconds_3d"]
+            )
+            ratios[f"{ours}_keep_time_vs_monai_gflops"] = (
+                rows[ours]["gflops_3d_keep_time"] / base["gflops_3d"]
+            )
+    machine = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": args.device
+        if args.device == "cpu"
+        else torch.cuda.get_device_name(torch.device(args.device)),
+        "torch": torch.__version__,
+    }
+    return {
+        "clip": list(clip),
+        "repeats": args.repeats,
+        "models": rows,
+        "baselines": baselines,
+        "ratios": ratios,
+        "machine": machine,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed forward passes (median)")
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
+    parser.add_argument("--models", nargs="*", help="subset of list_models()")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(json.dumps(measure(args), indent=2))
+
+
+if __name__ == "__main__":
+    main()
