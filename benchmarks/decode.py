@@ -14,7 +14,8 @@ frames [s, s+32) for 3 window starts s (at 10%, 50%, 90% of the clip) with:
 
 Time is wall-clock from opening the file to having all 96 frames (imports excluded); peak
 RSS is the child's VmHWM (includes the interpreter and imports, reported separately as
-`rss_after_imports_mb`). Each variant is repeated --repeats times; medians are printed as JSON.
+`rss_after_imports_mb`). Variants run interleaved, --repeats times ((a) --whole-repeats times); medians are printed
+as JSON, with each variant's mean grey value of the 96 frames (equal values: same frames).
 
     .venv/bin/python benchmarks/decode.py [--frames 1000 3000] [--repeats 3]
 """
@@ -119,29 +120,53 @@ def run_variant(variant: str, path: str, n_frames: int) -> dict:
     else:
         raise ValueError(variant)
     seconds = time.perf_counter() - t0
-    checksum = float(sum(float(np.mean(o)) for o in out))  # no float copy: keeps RSS honest
-    return {"seconds": seconds, "peak_rss_mb": _rss_mb(), "rss_after_imports_mb": rss_before, "checksum": checksum}
-
-
-def measure(variant: str, path: Path, n_frames: int, repeats: int) -> dict:
-    runs = []
-    for _ in range(repeats):
-        cmd = [sys.executable, __file__, "--child", variant, str(path), str(n_frames)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    frames = (
+        [f for o in out for f in (o if o.ndim == 4 else [o])]
+        if variant != "b_pydicom_per_frame"
+        else out
+    )
+    checksum = float(np.mean([np.mean(f) for f in frames]))  # same frames -> same value
     return {
-        "seconds_median": statistics.median(r["seconds"] for r in runs),
-        "seconds_runs": [round(r["seconds"], 4) for r in runs],
-        "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in runs),
-        "rss_after_imports_mb": statistics.median(r["rss_after_imports_mb"] for r in runs),
+        "seconds": seconds,
+        "peak_rss_mb": _rss_mb(),
+        "rss_after_imports_mb": rss_before,
+        "checksum": checksum,
     }
+
+
+def run_child(variant: str, path: Path, n_frames: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", variant, str(path), str(n_frames)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(variants, path: Path, n_frames: int, repeats: int, whole_repeats: int) -> dict:
+    """Run the variants interleaved (so load changes on a shared machine hit all alike)."""
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
+    for r in range(repeats):
+        for variant in variants:
+            if variant == "a_pydicom_whole" and r >= whole_repeats:
+                continue
+            runs[variant].append(run_child(variant, path, n_frames))
+    summary = {}
+    for variant, rs in runs.items():
+        summary[variant] = {
+            "seconds_median": statistics.median(r["seconds"] for r in rs),
+            "seconds_runs": [round(r["seconds"], 4) for r in rs],
+            "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in rs),
+            "rss_after_imports_mb": statistics.median(r["rss_after_imports_mb"] for r in rs),
+            "frames_mean_grey": round(rs[0]["checksum"], 3),
+        }
+    return summary
 
 
 def machine() -> dict:
     cpu = platform.processor() or ""
     try:
         with open("/proc/cpuinfo") as fp:
-            cpu = next((line.split(":", 1)[1].strip() for line in fp if line.startswith("model name")), cpu)
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in fp if line.startswith("model name")), cpu
+            )
     except OSError:
         pass
     import cv2
@@ -164,7 +189,13 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[1000, 3000])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--whole-repeats",
+        type=int,
+        default=1,
+        help="runs of (a), which decodes everything (~1 min, GBs per run)",
+    )
     args = parser.parse_args()
     result = {"machine": machine(), "window": WINDOW, "windows": 3, "results": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,9 +203,11 @@ def main() -> None:
             path = build_long_dicom(Path(tmp) / f"long_{n}.dcm", n)
             # The whole-file baselines run on the first (shortest) clip only: they hold it all.
             variants = VARIANTS if k == 0 else ("c_thyrovid", "d_opencv_bare")
-            entry = {"file_mb": round(path.stat().st_size / 1e6, 1), "window_starts": window_starts(n)}
-            for variant in variants:
-                entry[variant] = measure(variant, path, n, args.repeats)
+            entry = {
+                "file_mb": round(path.stat().st_size / 1e6, 1),
+                "window_starts": window_starts(n),
+            }
+            entry.update(measure(variants, path, n, args.repeats, args.whole_repeats))
             result["results"][str(n)] = entry
             path.unlink()
     first = result["results"][str(args.frames[0])]
@@ -183,7 +216,8 @@ def main() -> None:
         "a_over_c_speedup": first["a_pydicom_whole"]["seconds_median"] / c,
         "b_over_c_speedup": first["b_pydicom_per_frame"]["seconds_median"] / c,
         "c_over_d_slowdown": c / first["d_opencv_bare"]["seconds_median"],
-        "a_over_c_peak_rss": first["a_pydicom_whole"]["peak_rss_mb_median"] / first["c_thyrovid"]["peak_rss_mb_median"],
+        "a_over_c_peak_rss": first["a_pydicom_whole"]["peak_rss_mb_median"]
+        / first["c_thyrovid"]["peak_rss_mb_median"],
     }
     if len(args.frames) > 1:
         last = result["results"][str(args.frames[-1])]

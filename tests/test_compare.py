@@ -53,7 +53,11 @@ def runs(tmp_path):
         "b": 1 / (1 + np.exp(-(0.8 * signal + rng.normal(0, 1, n)))),
         "c": rng.random(n),
     }
-    specs = {"a": ("inception_resnet_v2", 3, 0.45), "b": ("inception_resnet_v2", 2, 0.5), "c": ("resnet50", 3, 0.6)}
+    specs = {
+        "a": ("inception_resnet_v2", 3, 0.45),
+        "b": ("inception_resnet_v2", 2, 0.5),
+        "c": ("resnet50", 3, 0.6),
+    }
     paths = [
         write_run(tmp_path / k, ids, labels, probs[k], thr, arch=arch, dims=dims)
         for k, (arch, dims, thr) in specs.items()
@@ -91,8 +95,37 @@ def test_table_and_delong_matrix_match_thyrovid_stats(runs, tmp_path):
             assert p.iloc[i, j] == pytest.approx(ref["p"], rel=1e-12, abs=1e-300)
             assert diff.iloc[i, j] == pytest.approx(ref["diff"], rel=1e-12)
     assert p.iloc[0, 2] < 0.05  # a real model against random scores
-    for stem in ("table.md", "metrics_long.csv", "delong.csv", "roc.png", "roc.svg", "delong.png", "confusion.png"):
+    for stem in (
+        "table.md",
+        "metrics_long.csv",
+        "delong.csv",
+        "roc.png",
+        "roc.svg",
+        "delong.png",
+        "confusion.png",
+    ):
         assert (out / stem).stat().st_size > 0
+
+
+def test_compare_equals_thyrovid_stats_auc_cli_exactly(runs, tmp_path, capsys):
+    paths, labels, probs, _ = runs
+    csv = tmp_path / "scores.csv"
+    pd.DataFrame({"label": labels, **probs}).to_csv(csv, index=False, float_format="%.17g")
+    args = ["stats", "auc", "--csv", str(csv), "--truth", "label", "--json"]
+    assert main([*args, "--score", "a", "--score", "b", "--score", "c"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    res = compare(paths, names=["a", "b", "c"], out=tmp_path / "o", figures=False)
+    for row in cli["scores"]:
+        got = res["metrics"][row["name"]]["auroc"]
+        assert (got["value"], got["low"], got["high"]) == (row["auc"], row["low"], row["high"])
+    pairs = res["delong"].set_index(["name1", "name2"])
+    assert len(pairs) == len(cli["tests"]) == 3
+    for test in cli["tests"]:
+        mine = pairs.loc[(test["name1"], test["name2"])]
+        for key in ("auc1", "auc2", "diff", "se", "z", "p", "ci_low", "ci_high"):
+            assert mine[key] == test[key], key
+    saved = pd.read_csv(tmp_path / "o" / "delong.csv")
+    assert saved["p"].tolist() == [t["p"] for t in cli["tests"]]  # full precision on disk
 
 
 def test_known_answer_tiny_case(tmp_path):
@@ -100,7 +133,7 @@ def test_known_answer_tiny_case(tmp_path):
     ids, labels = ["p1", "p2", "p3", "p4"], [0, 0, 1, 1]
     x = write_run(tmp_path / "x", ids, labels, [0.1, 0.2, 0.8, 0.9], 0.5)
     y = write_run(tmp_path / "y", ids, labels, [0.1, 0.7, 0.6, 0.9], 0.5)
-    res = compare([x, y], names=["X", "Y"], out=tmp_path / "o")
+    res = compare([x, y], names=["X", "Y"], out=tmp_path / "o", figures=False)
     assert res["metrics"]["X"]["auroc"]["value"] == 1.0
     assert res["metrics"]["Y"]["auroc"]["value"] == 0.75
     assert res["diff"][0, 1] == pytest.approx(0.25)
@@ -113,7 +146,9 @@ def test_different_patients_are_named_and_refused(runs, tmp_path):
     ids = [f"P{i:03d}" for i in range(len(labels))]
     ids[3] = "Q999"
     other = write_run(tmp_path / "d", ids, labels, probs["a"], 0.5)
-    with pytest.raises(UserError, match=r"only in '3D InceptionResNetV2': P003.*only in '3D ResNet50 \(d\)': Q999"):
+    with pytest.raises(
+        UserError, match=r"only in '3D InceptionResNetV2': P003.*only in '3D ResNet50 \(d\)': Q999"
+    ):
         compare([paths[0], other, paths[2]], out=tmp_path / "o")
     assert not (tmp_path / "o").exists()
 
@@ -121,10 +156,12 @@ def test_different_patients_are_named_and_refused(runs, tmp_path):
 def test_cli_compare_writes_files_and_missing_run_is_one_line(runs, tmp_path, capsys):
     paths, *_ = runs
     out = tmp_path / "cli"
-    code = main(["compare", *map(str, paths), "--split", "test", "--names", "A", "B", "C", "--out", str(out)])
-    assert code == 0
-    assert "| AUROC (95% CI) |" in capsys.readouterr().out
-    assert (out / "roc.png").is_file()
+    args = ["compare", *map(str, paths), "--split", "test", "--names", "A", "B", "C"]
+    assert main([*args, "--out", str(out), "--no-figures"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0] == "| Metric | A | B | C |"
+    assert "| AUROC (95% CI) |" in printed and f"wrote 6 files to {out}" in printed
+    assert (out / "table.md").is_file() and not (out / "roc.png").exists()
     assert main(["compare", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "predictions.csv: not found" in err

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from test_predict import make_clips
 
+from test_predict import make_clips
 from thyrovid.evaluate import calibration, metrics_from_predictions
 from thyrovid.predict import soft_vote
 from thyrovid.stats.proportions import binary_metrics
@@ -18,7 +18,9 @@ from thyrovid.stats.roc import auc_ci, choose_threshold
 
 
 def predictions(seed: int = 0, n_patients: int = 60) -> pd.DataFrame:
-    return soft_vote(make_clips(seed=seed, n_patients=n_patients, splits=("val", "test", "external")))
+    return soft_vote(
+        make_clips(seed=seed, n_patients=n_patients, splits=("val", "test", "external"))
+    )
 
 
 def rows(pred: pd.DataFrame, split: str, level: str = "patient") -> pd.DataFrame:
@@ -127,7 +129,9 @@ def regroup(work) -> pd.DataFrame:
     c = clips["clip_id"].str.extract(r"_c(\d)$")[0].astype(int)
     pnum = clips["patient_id"].str[1:].astype(int)
     clips["nodule_id"] = np.where(c < 3, "n0", "n1")  # repeats across patients on purpose
-    clips["video_id"] = clips["patient_id"] + "_v" + np.where(c < 2, "0", np.where(c == 2, "1", "2"))
+    clips["video_id"] = (
+        clips["patient_id"] + "_v" + np.where(c < 2, "0", np.where(c == 2, "1", "2"))
+    )
     flip = (c == 3) & (pnum % 4 < 2)
     clips.loc[flip, "label"] = 1 - clips.loc[flip, "label"]
     drop = clips.index[clips["split"] == "test"][0]
@@ -140,13 +144,14 @@ def regroup(work) -> pd.DataFrame:
 def phantom(tmp_path_factory):
     """A fabricated work folder and two tiny trained runs (3D ResNet50, 3D DenseNet121)."""
     from test_data import make_work_dir
-
     from thyrovid.config import TrainConfig
     from thyrovid.train import train
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("phantom")
-    work = make_work_dir(root / "work", n_patients=len(SPLITS), frames=8, size=32, clips_per_patient=4, splits=SPLITS)
+    work = make_work_dir(
+        root / "work", n_patients=len(SPLITS), frames=8, size=32, clips_per_patient=4, splits=SPLITS
+    )
     regroup(work)
     runs = []
     for arch in ("resnet50", "densenet121"):
@@ -191,26 +196,39 @@ def test_evaluate_writes_files_votes_exactly_and_uses_the_validation_threshold(p
         direct = torch.sigmoid(model(to_model_input(x))[:, 0]).numpy()
     clip_rows = pred[pred["level"] == "clip"].set_index("id")
     assert len(clip_rows) == len(ds) and clip_rows.index.is_unique
-    np.testing.assert_allclose(clip_rows.loc[ds.clips["clip_id"], "prob"], direct, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        clip_rows.loc[ds.clips["clip_id"], "prob"], direct, rtol=1e-5, atol=1e-6
+    )
 
     # every level is the mean of the level below, computed independently
     clips = pd.read_csv(work / "clips.csv", dtype={"patient_id": str})
     clips = clips[clips["split"] != "train"]
     ref = independent_vote(clips, clip_rows["prob"].to_dict())
-    got = {lvl: pred[pred["level"] == lvl].set_index("id")["prob"] for lvl in ("video", "nodule", "patient")}
+    got = {
+        lvl: pred[pred["level"] == lvl].set_index("id")["prob"]
+        for lvl in ("video", "nodule", "patient")
+    }
     assert got["video"].to_dict() == pytest.approx(ref["video"], rel=1e-12)
-    assert got["nodule"].to_dict() == pytest.approx({f"{p}/{n}": v for (p, n), v in ref["nodule"].items()}, rel=1e-12)
+    assert got["nodule"].to_dict() == pytest.approx(
+        {f"{p}/{n}": v for (p, n), v in ref["nodule"].items()}, rel=1e-12
+    )
     assert got["patient"].to_dict() == pytest.approx(ref["patient"], rel=1e-12)
     patient_label = pred[pred["level"] == "patient"].set_index("id")["label"].to_dict()
     assert patient_label == ref["patient_label"]
-    assert sum(patient_label.values()) > sum(clips.groupby("patient_id")["label"].first())  # "any" matters
+    assert sum(patient_label.values()) > sum(
+        clips.groupby("patient_id")["label"].first()
+    )  # "any" matters
 
     val = pred[(pred["split"] == "val") & (pred["level"] == "patient")]
-    assert metrics["threshold"]["value"] == choose_threshold(val["label"].to_numpy(), val["prob"].to_numpy())
+    assert metrics["threshold"]["value"] == choose_threshold(
+        val["label"].to_numpy(), val["prob"].to_numpy()
+    )
     test = pred[(pred["split"] == "test") & (pred["level"] == "patient")]
     block = metrics["splits"]["test"]["patient"]
     assert block["tp"] + block["fn"] == test["label"].sum()
-    assert block["tp"] == int(((test["prob"] >= metrics["threshold"]["value"]) & (test["label"] == 1)).sum())
+    assert block["tp"] == int(
+        ((test["prob"] >= metrics["threshold"]["value"]) & (test["label"] == 1)).sum()
+    )
     for split in ("val", "test", "external"):
         assert set(metrics["splits"][split]) == {"patient", "nodule", "video", "clip"}
 
@@ -223,7 +241,23 @@ def test_cli_evaluate_default_work_from_config_then_compare(phantom, tmp_path, c
     doc = yaml.safe_load((run_b / "config.yaml").read_text())
     doc["meta"]["work_dir"] = str(work)
     (run_b / "config.yaml").write_text(yaml.safe_dump(doc))
-    assert main(["evaluate", str(run_b), "--splits", "test", "--tta", "2", "--ci", "wald", "--threshold", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run_b),
+                "--splits",
+                "test",
+                "--tta",
+                "2",
+                "--ci",
+                "wald",
+                "--threshold",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["threshold"] == 0.5 and "test" in out
     metrics_b = json.loads((run_b / "metrics.json").read_text())
@@ -231,10 +265,21 @@ def test_cli_evaluate_default_work_from_config_then_compare(phantom, tmp_path, c
 
     if not (run_a / "predictions.csv").is_file():
         assert main(["evaluate", str(run_a), "--work", str(work)]) == 0
-    assert main(["compare", str(run_a), str(run_b), "--split", "test", "--out", str(tmp_path / "cmp")]) == 0
+    assert (
+        main(["compare", str(run_a), str(run_b), "--split", "test", "--out", str(tmp_path / "cmp")])
+        == 0
+    )
     table = pd.read_csv(tmp_path / "cmp" / "table.csv", index_col=0)
     assert list(table.columns) == ["3D ResNet50", "3D DenseNet121"]
-    for name in ("table.md", "delong.csv", "roc.png", "roc.svg", "delong.png", "confusion.png", "confusion.svg"):
+    for name in (
+        "table.md",
+        "delong.csv",
+        "roc.png",
+        "roc.svg",
+        "delong.png",
+        "confusion.png",
+        "confusion.svg",
+    ):
         assert (tmp_path / "cmp" / name).stat().st_size > 0
 
     # without a recorded work folder: one clear line

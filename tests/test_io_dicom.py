@@ -54,7 +54,9 @@ def mad(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
 
-def write_copy(src: Path, dst: Path, pixel_data: bytes, syntax: str, n_frames: int, **changes) -> Path:
+def write_copy(
+    src: Path, dst: Path, pixel_data: bytes, syntax: str, n_frames: int, **changes
+) -> Path:
     """Re-save the header of real file `src` with new pixel data (and header changes)."""
     ds = pydicom.dcmread(src, stop_before_pixels=True)
     for key in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
@@ -99,7 +101,12 @@ def test_examples_ybr_color_fast_path_matches_pydicom():
 
 @pytest.mark.parametrize(
     "name",
-    ["SC_rgb_dcmtk_+eb+cy+np.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_jpeg_no_color_transform.dcm", "SC_rgb_jpeg_app14_dcmd.dcm"],
+    [
+        "SC_rgb_dcmtk_+eb+cy+np.dcm",
+        "SC_rgb_jpeg_dcmtk.dcm",
+        "SC_jpeg_no_color_transform.dcm",
+        "SC_rgb_jpeg_app14_dcmd.dcm",
+    ],
 )
 def test_jpeg_colour_handling_matches_pydicom(name):
     """YBR and RGB JPEGs with and without JFIF/Adobe markers: colours as pydicom gives them."""
@@ -124,10 +131,20 @@ def test_offset_tables_and_fragmented_frames_give_the_same_frames(tmp_path):
     syntax = "1.2.840.10008.1.2.4.50"
     data, eot, eot_lengths = encapsulate_extended(frames)
     files = {
-        "basic offset table": write_copy(src, tmp_path / "bot.dcm", encapsulate(frames, has_bot=True), syntax, 6),
-        "fragment scan": write_copy(src, tmp_path / "nobot.dcm", encapsulate(frames, has_bot=False), syntax, 6),
+        "basic offset table": write_copy(
+            src, tmp_path / "bot.dcm", encapsulate(frames, has_bot=True), syntax, 6
+        ),
+        "fragment scan": write_copy(
+            src, tmp_path / "nobot.dcm", encapsulate(frames, has_bot=False), syntax, 6
+        ),
         "extended offset table": write_copy(
-            src, tmp_path / "eot.dcm", data, syntax, 6, ExtendedOffsetTable=eot, ExtendedOffsetTableLengths=eot_lengths
+            src,
+            tmp_path / "eot.dcm",
+            data,
+            syntax,
+            6,
+            ExtendedOffsetTable=eot,
+            ExtendedOffsetTableLengths=eot_lengths,
         ),
     }
     split = encapsulate(frames, fragments_per_frame=3, has_bot=False)
@@ -177,7 +194,12 @@ def test_examples_palette_matches_pydicom_lut():
 
 def test_big_endian_and_compressed_16bit_grey_agree():
     """MR_small in four encodings gives the same 8-bit frame (16-bit -> window -> 8-bit)."""
-    names = ["MR_small.dcm", "MR_small_bigendian.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm"]
+    names = [
+        "MR_small.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+    ]
     frames = []
     for name in names:
         with open_video(real_file(name)) as video:
@@ -204,7 +226,15 @@ def test_uncompressed_multiframe_grey_rgb_planar_and_monochrome1(tmp_path):
     le = "1.2.840.10008.1.2.1"
     common = dict(BitsAllocated=8, BitsStored=8, HighBit=7, PixelRepresentation=0)
     files = {
-        "rgb": write_copy(src, tmp_path / "rgb.dcm", rgb.tobytes(), le, 4, PhotometricInterpretation="RGB", **common),
+        "rgb": write_copy(
+            src,
+            tmp_path / "rgb.dcm",
+            rgb.tobytes(),
+            le,
+            4,
+            PhotometricInterpretation="RGB",
+            **common,
+        ),
         "planar": write_copy(
             src,
             tmp_path / "planar.dcm",
@@ -218,10 +248,22 @@ def test_uncompressed_multiframe_grey_rgb_planar_and_monochrome1(tmp_path):
     }
     mono = dict(SamplesPerPixel=1, **common)
     files["grey"] = write_copy(
-        src, tmp_path / "grey.dcm", grey.tobytes(), le, 4, PhotometricInterpretation="MONOCHROME2", **mono
+        src,
+        tmp_path / "grey.dcm",
+        grey.tobytes(),
+        le,
+        4,
+        PhotometricInterpretation="MONOCHROME2",
+        **mono,
     )
     files["mono1"] = write_copy(
-        src, tmp_path / "mono1.dcm", grey.tobytes(), le, 4, PhotometricInterpretation="MONOCHROME1", **mono
+        src,
+        tmp_path / "mono1.dcm",
+        grey.tobytes(),
+        le,
+        4,
+        PhotometricInterpretation="MONOCHROME1",
+        **mono,
     )
     for key in ("grey", "mono1"):
         ds = pydicom.dcmread(files[key])
@@ -280,3 +322,47 @@ def test_missing_decoder_names_the_package(monkeypatch):
         DicomVideo(real_file("US1_J2KR.dcm"))
     with pytest.raises(VideoError, match="install pylibjpeg-rle"):
         DicomVideo(real_file("MR_small_RLE.dcm"))
+
+
+@pytest.mark.parametrize(
+    "codec, muxer, syntax",
+    [
+        ("mpeg2video", "mpeg2video", "1.2.840.10008.1.2.4.100"),  # MPEG-2 MP@ML
+        ("libx264", "h264", "1.2.840.10008.1.2.4.102"),  # H.264 High Profile / Level 4.1
+    ],
+)
+def test_video_transfer_syntaxes_decode_through_pyav(tmp_path, codec, muxer, syntax):
+    """A real clip's frames encoded as an MPEG-2 / H.264 bitstream, split over fragments."""
+    import io
+
+    av = pytest.importorskip("av")
+    try:
+        av.codec.Codec(codec, "w")
+    except Exception:
+        pytest.skip(f"this PyAV build has no {codec} encoder")
+    src = real_file("examples_ybr_color.dcm")
+    frames = reference(src, range(12))  # (12, 240, 320, 3) RGB
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=muxer) as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    data = buf.getvalue()
+    fragments = [data[k : k + 4000] for k in range(0, len(data), 4000)]
+    path = write_copy(
+        src,
+        tmp_path / "video.dcm",
+        encapsulate(fragments, has_bot=False),
+        syntax,
+        12,
+        PhotometricInterpretation="YBR_PARTIAL_420",
+    )
+    with open_video(path) as video:
+        assert video.info.extra["decoder"] == "pyav" and len(video) == 12
+        sequential = video.frames(range(12))
+        assert mad(sequential, frames) < 6  # lossy, but the same pictures
+        assert np.array_equal(video.frames([9, 2, 2, 11]), sequential[[9, 2, 2, 11]])
+        with pytest.raises(VideoError, match="out of range"):
+            video.frame(12)

@@ -44,7 +44,12 @@ def test_lossless_avi_round_trips_frame_exactly(tmp_path, fourcc):
         pytest.skip(f"this OpenCV build cannot write {fourcc!r} AVI")
     wanted = [17, 3, 3, 23, 0, 4, 5, 12]
     with open_video(path) as video:
-        assert (len(video), video.info.height, video.info.width, video.info.channels) == (24, 64, 64, 3)
+        assert (len(video), video.info.height, video.info.width, video.info.channels) == (
+            24,
+            64,
+            64,
+            3,
+        )
         assert video.info.fps == pytest.approx(25.0)
         assert np.array_equal(video.frames(wanted), frames[wanted])
         assert np.array_equal(video.frames(range(24)), frames)
@@ -89,7 +94,11 @@ def test_grey_png_folder_keeps_one_channel(tmp_path):
 def test_jpeg_folder_decodes_close_to_source(tmp_path):
     frames = moving_blobs(n=4)
     for t, frame in enumerate(frames):
-        cv2.imwrite(str(tmp_path / f"img{t}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 98])
+        cv2.imwrite(
+            str(tmp_path / f"img{t}.jpg"),
+            cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, 98],
+        )
     with open_video(tmp_path) as video:
         assert np.abs(video.frames(range(4)).astype(int) - frames).mean() < 3
 

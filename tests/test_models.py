@@ -98,14 +98,17 @@ def test_wrong_input_rank_is_a_clear_error():
         model(torch.randn(2, 1, 64, 64))
 
 
-def test_cam_layer_outputs_the_last_feature_map():
-    model = build_model("densenet121", dims=3, width=WIDTH).eval()
-    seen = []
+@pytest.mark.parametrize("name", MODELS)
+def test_cam_layer_gives_the_last_feature_map_and_its_gradient(name):
+    torch.manual_seed(0)
+    model = build_model(name, dims=3, width=WIDTH).eval()
+    seen, grads = [], []
     model.cam_layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))
-    x = torch.randn(1, 1, 16, 64, 64)
-    with torch.no_grad():
-        features = model.features(x)
-    assert seen[-1] == features.shape
+    model.cam_layer.register_full_backward_hook(lambda m, gi, go: grads.append(go[0].shape))
+    x = torch.randn(1, 1, 16, 64, 64, requires_grad=True)
+    model(x).sum().backward()
+    assert seen[-1] == (1, model.fc.in_features, 2, 2, 2)
+    assert grads == [seen[-1]]
 
 
 def _calibrate_batchnorm(model: torch.nn.Module, shape: tuple[int, ...]) -> None:

@@ -45,7 +45,11 @@ def test_soft_vote_levels_are_means_of_the_level_below_computed_independently():
     voted = soft_vote(clips)
 
     # independent computation with plain dicts
-    video_clips, nodule_videos, patient_nodules = defaultdict(list), defaultdict(set), defaultdict(set)
+    video_clips, nodule_videos, patient_nodules = (
+        defaultdict(list),
+        defaultdict(set),
+        defaultdict(set),
+    )
     nodule_label = {}
     for r in clips.itertuples():
         video_clips[(r.patient_id, r.nodule_id, r.video_id)].append(r.prob)
@@ -53,14 +57,14 @@ def test_soft_vote_levels_are_means_of_the_level_below_computed_independently():
         patient_nodules[r.patient_id].add(r.nodule_id)
         nodule_label[(r.patient_id, r.nodule_id)] = r.label
     video = {k: sum(v) / len(v) for k, v in video_clips.items()}
-    nodule = {
-        k: sum(video[(*k, v)] for v in vids) / len(vids) for k, vids in nodule_videos.items()
-    }
+    nodule = {k: sum(video[(*k, v)] for v in vids) / len(vids) for k, vids in nodule_videos.items()}
     patient = {
         p: sum(nodule[(p, n)] for n in nods) / len(nods) for p, nods in patient_nodules.items()
     }
 
-    got = {lvl: voted[voted["level"] == lvl].set_index("id") for lvl in ("video", "nodule", "patient")}
+    got = {
+        lvl: voted[voted["level"] == lvl].set_index("id") for lvl in ("video", "nodule", "patient")
+    }
     assert len(got["video"]) == len(video)
     for (_, _, v), prob in video.items():
         assert got["video"].loc[v, "prob"] == pytest.approx(prob, rel=1e-12, abs=0)
@@ -70,7 +74,9 @@ def test_soft_vote_levels_are_means_of_the_level_below_computed_independently():
         assert got["nodule"].loc[f"{p}/{n}", "prob"] == pytest.approx(prob, rel=1e-12, abs=0)
     for p, prob in patient.items():
         assert got["patient"].loc[p, "prob"] == pytest.approx(prob, rel=1e-12, abs=0)
-        assert got["patient"].loc[p, "label"] == max(nodule_label[(p, n)] for n in patient_nodules[p])
+        assert got["patient"].loc[p, "label"] == max(
+            nodule_label[(p, n)] for n in patient_nodules[p]
+        )
     assert (voted[voted["level"] == "clip"]["id"].tolist()) == clips["clip_id"].tolist()
 
     # The hierarchy matters: the patient vote is not the plain mean over the patient's clips.

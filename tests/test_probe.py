@@ -31,8 +31,17 @@ def real_file(name: str) -> Path:
 
 def identifiers(path: Path) -> list[str]:
     ds = pydicom.dcmread(path, stop_before_pixels=True)
-    keys = ("PatientName", "PatientID", "PatientBirthDate", "StudyDate", "InstitutionName", "AccessionNumber")
-    return [str(ds.get(k)) for k in keys if ds.get(k) not in (None, "") and len(str(ds.get(k))) >= 3]
+    keys = (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "StudyDate",
+        "InstitutionName",
+        "AccessionNumber",
+    )
+    return [
+        str(ds.get(k)) for k in keys if ds.get(k) not in (None, "") and len(str(ds.get(k))) >= 3
+    ]
 
 
 def test_probe_json_reports_ultrasound_metadata(capsys):
@@ -111,7 +120,10 @@ def test_console_script_prints_no_traceback(tmp_path):
     """The real entry point, in a fresh process: one stderr line, exit code 2."""
     bad = _bad_inputs(tmp_path)["truncated"]
     proc = subprocess.run(
-        [sys.executable, "-m", "thyrovid", "probe", str(bad)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "thyrovid", "probe", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "truncated" in proc.stderr

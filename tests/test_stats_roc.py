@@ -102,20 +102,33 @@ def test_paired_delong_matches_proc(asah, a, b, z, p):
     assert swapped["p"] == pytest.approx(p, abs=TOL)
 
 
-def test_paired_ci_of_difference_wfns_s100b(asah):  # test-roc.test.R
+@pytest.mark.parametrize(
+    "a, b, low, high",
+    [  # test-roc.test.R (conf.int)
+        ("wfns", "s100b", 0.0104061769564846, 0.174214419249478),
+        ("wfns", "ndka", 0.0634011709339876, 0.3600405634833566),
+        ("ndka", "s100b", -0.2876917446341914, 0.0488706064228094),
+    ],
+)
+def test_paired_ci_of_difference_matches_proc(asah, a, b, low, high):
     truth, s = asah
-    r = roc.delong_test(truth, s["wfns"], s["s100b"])
-    assert r["ci_low"] == pytest.approx(0.0104061769564846, abs=TOL)
-    assert r["ci_high"] == pytest.approx(0.174214419249478, abs=TOL)
+    r = roc.delong_test(truth, s[a], s[b])
+    assert r["ci_low"] == pytest.approx(low, abs=TOL)
+    assert r["ci_high"] == pytest.approx(high, abs=TOL)
 
 
 def test_one_sided_wfns_greater_than_s100b(asah):  # test-roc.test.R
     truth, s = asah
     r = roc.delong_test(truth, s["wfns"], s["s100b"], alternative="greater")
     assert r["p"] == pytest.approx(0.0135878911145941, abs=TOL)
-    assert r["ci_high"] == 1.0 and r["ci_low"] > 0.0
+    assert r["z"] == pytest.approx(2.20898359144091, abs=TOL)
+    # pROC reports the two-sided CI of the difference for every alternative
+    assert r["ci_low"] == pytest.approx(0.0104061769564846, abs=TOL)
     less = roc.delong_test(truth, s["wfns"], s["s100b"], alternative="less")
-    assert less["p"] == pytest.approx(1 - 0.0135878911145941, abs=TOL)
+    assert less["p"] == pytest.approx(0.986412108885406, abs=TOL)
+    # negated scores, AUCs 1 - AUC: the difference and Z flip sign, so "greater" becomes "less"
+    neg = roc.delong_test(truth, -s["wfns"], -s["s100b"], alternative="less")
+    assert neg["p"] == pytest.approx(0.0135878911145941, abs=TOL)
 
 
 def test_all_pairs_agree_with_single_tests(asah):
@@ -132,14 +145,28 @@ def test_all_pairs_agree_with_single_tests(asah):
     assert pairs[2]["z"] == pytest.approx(-1.39077002573558, abs=TOL)
 
 
-def test_unpaired_test_uses_sum_of_variances(asah):
+@pytest.mark.parametrize(
+    "a, b, d, p",
+    [  # test-roc.test.R, roc.test(paired = FALSE): statistic D, Student t p
+        ("wfns", "s100b", 1.43490640926908, 0.152825378808796),
+        ("wfns", "ndka", 3.10125096778969, 0.00220950791756457),
+        ("ndka", "s100b", -1.55995743389685, 0.120192832430845),
+    ],
+)
+def test_unpaired_test_matches_proc(asah, a, b, d, p):
     truth, s = asah
-    r = roc.delong_unpaired(truth, s["wfns"], truth, s["ndka"])
-    se = np.sqrt(VAR["wfns"] + VAR["ndka"])
-    assert r["z"] == pytest.approx((AUC["wfns"] - AUC["ndka"]) / se, abs=TOL)
-    # wfns and ndka are negatively correlated, so the paired variance (v1 + v2 - 2 cov) is
-    # larger than the unpaired one and the unpaired p is smaller than pROC's paired p
-    assert r["p"] < 0.00514557970691098
+    r = roc.delong_unpaired(truth, s[a], truth, s[b])
+    assert r["z"] == pytest.approx(d, abs=TOL)
+    assert r["p"] == pytest.approx(p, abs=TOL)
+    assert r["z"] == pytest.approx((AUC[a] - AUC[b]) / np.sqrt(VAR[a] + VAR[b]), abs=TOL)
+
+
+def test_unpaired_one_sided_matches_proc(asah):  # test-roc.test.R
+    truth, s = asah
+    gt = roc.delong_unpaired(truth, s["wfns"], truth, s["s100b"], alternative="greater")
+    lt = roc.delong_unpaired(truth, s["wfns"], truth, s["s100b"], alternative="less")
+    assert gt["p"] == pytest.approx(0.076412689404398, abs=TOL)
+    assert lt["p"] == pytest.approx(0.923587310595602, abs=TOL)
 
 
 # ----------------------------------------------------------------------------- degenerate

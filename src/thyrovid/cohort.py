@@ -152,7 +152,7 @@ def read_cohort(path: str | os.PathLike, strict: bool = False) -> Cohort:
     raw.index = range(1, len(raw) + 1)
     problems: list[Problem] = []
     records = {}
-    for row, rec in raw.iterrows():
+    for row, rec in zip(raw.index, raw.to_dict("records")):
         parsed, problem = _parse_row(rec, found, extras, path.parent, row, source)
         if problem is not None:
             if strict:
@@ -249,7 +249,7 @@ def check_against_videos(
     """
     source = cohort.path.name
     problems = []
-    for row, rec in cohort.rows.iterrows():
+    for row, rec in zip(cohort.rows.index, cohort.rows.to_dict("records")):
         info = headers[rec["video_path"]]
         if isinstance(info, str):
             problems.append(Problem(row, info, source))

@@ -134,6 +134,7 @@ def compare(
     out: str | os.PathLike | None = None,
     ci: str = "wilson",
     ci_level: float = 0.95,
+    figures: bool = True,
 ) -> dict:
     """Compare evaluated runs on one split and level; write tables and figures into ``out``.
 
@@ -145,13 +146,13 @@ def compare(
         out: output folder (default: RUNS[0]/../compare_{split}_{level}).
         ci: proportion CI method ("wilson", "wald" as in the paper, "clopper-pearson").
         ci_level: confidence level.
+        figures: also draw the ROC, DeLong and confusion figures (PNG + SVG).
 
     Returns:
         dict names, table (paper layout DataFrame), metrics {name: block}, delong (pairs DataFrame),
         diff and p (k x k arrays), files (list of written paths).
     """
     from thyrovid.evaluate import level_metrics
-    from thyrovid.report.figures import RocCurve, confusion_figure, delong_figure, roc_figure
     from thyrovid.report.tables import long_table, paper_table, write_table
 
     if level not in LEVELS:
@@ -191,26 +192,10 @@ def compare(
         files += write_table(
             pd.DataFrame(matrix, index=names, columns=names).rename_axis("model"), out / stem
         )[:1]
-    curves = [
-        RocCurve(
-            n,
-            truth,
-            scores[i],
-            blocks[n]["auroc"]["value"],
-            blocks[n]["auroc"]["low"],
-            blocks[n]["auroc"]["high"],
+    if figures:
+        files += draw_figures(
+            names, truth, scores, blocks, diff, p, out, f"{split}, {level} level", title
         )
-        for i, n in enumerate(names)
-    ]
-    files += roc_figure(curves, out / "roc", title=f"ROC, {title}")
-    if len(names) > 1:
-        files += delong_figure(names, diff, p, out / "delong",
-                               title=f"DeLong: AUROC(row) - AUROC(column), {split}, {level} level")  # fmt: skip
-    panels = [
-        (f"{n}\n(threshold {b['threshold']:.3f})", b["tp"], b["fp"], b["tn"], b["fn"])
-        for n, b in blocks.items()
-    ]
-    files += confusion_figure(panels, out / "confusion", title=f"Confusion matrices, {title}")
     return {
         "names": names,
         "table": table,
@@ -220,6 +205,28 @@ def compare(
         "p": p,
         "files": files,
     }
+
+
+def draw_figures(
+    names, truth, scores, blocks, diff, p, out: Path, where: str, title: str
+) -> list[Path]:
+    """ROC curves, the DeLong matrix (two or more runs) and confusion matrices into ``out``."""
+    from thyrovid.report.figures import RocCurve, confusion_figure, delong_figure, roc_figure
+
+    curves = []
+    for i, name in enumerate(names):
+        auroc = blocks[name]["auroc"]
+        curves.append(RocCurve(name, truth, scores[i], auroc["value"], auroc["low"], auroc["high"]))
+    files = roc_figure(curves, out / "roc", title=f"ROC, {title}")
+    if len(names) > 1:
+        files += delong_figure(
+            names, diff, p, out / "delong", title=f"DeLong: AUROC(row) - AUROC(column), {where}"
+        )
+    panels = [
+        (f"{n}\n(threshold {b['threshold']:.3f})", b["tp"], b["fp"], b["tn"], b["fn"])
+        for n, b in blocks.items()
+    ]
+    return files + confusion_figure(panels, out / "confusion", title=f"Confusion matrices, {title}")
 
 
 # --------------------------------------------------------------------------- CLI
@@ -247,14 +254,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ci", choices=("wilson", "wald", "clopper-pearson"), default="wilson",
                         help="proportion CIs (paper: wald)")  # fmt: skip
+    parser.add_argument("--no-figures", action="store_true", help="tables only, no PNG/SVG")
 
 
 def run(args: argparse.Namespace) -> int:
     from thyrovid.report.tables import to_markdown
 
     result = compare(
-        args.runs, level=args.level, split=args.split, names=args.names, out=args.out, ci=args.ci
-    )
+        args.runs, level=args.level, split=args.split, names=args.names, out=args.out, ci=args.ci,
+        figures=not args.no_figures,
+    )  # fmt: skip
     print(to_markdown(result["table"]), end="")
     print(f"wrote {len(result['files'])} files to {Path(result['files'][0]).parent}")
     return 0

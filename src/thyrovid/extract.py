@@ -15,7 +15,8 @@ Conventions:
   resizes to 224 x 224): cv2.INTER_AREA when shrinking, INTER_LINEAR when enlarging.
 - Files: WORK/clips/<clip_id>.npy uint8 (T, size, size); WORK/images/<clip_id>.npy uint8
   (size, size), the key frame's crop (for the 2D models); WORK/clips.csv; WORK/extract.json
-  (the parameters; a WORK folder never mixes parameters unless --overwrite).
+  (the parameters; a WORK folder never mixes parameters unless --overwrite); WORK/videos.json
+  (cached video geometry: frames, size, region; no identifiers).
 - Resume: each .npy is written to a temporary name and renamed, so a clip file that exists is
   complete; a rerun reuses every clip whose file has the right shape and whose window and box
   match the previous clips.csv. Test hook: THYROVID_EXTRACT_DELAY_S sleeps after each clip.
@@ -181,54 +182,79 @@ def extract_video(job: dict) -> list[tuple[int, str | None]]:
     """
     from thyrovid.io import open_video, to_gray
 
-    delay = float(os.environ.get("THYROVID_EXTRACT_DELAY_S", "0") or 0)
-    clips = sorted(job["clips"], key=lambda c: max(c["indices"]))
+    size = job["size"]
+    clips = sorted(job["clips"], key=lambda c: max(c["indices"]))  # in order of completion
     needed = sorted({i for c in clips for i in c["indices"]})
-    done: list[tuple[int, str | None]] = []
-    crops: list[dict[int, np.ndarray]] = [{} for _ in clips]
+    crops: list[dict[int, np.ndarray]] = [{} for _ in clips]  # per clip: frame -> resized crop
+    n_done = 0
     try:
         with open_video(job["video_path"]) as video:
             for start in range(0, len(needed), CHUNK):
                 chunk = needed[start : start + CHUNK]
-                block = video.frames(chunk)
-                for k, c in enumerate(clips):
+                block = video.frames(chunk)  # (N, H, W, C) uint8, each frame decoded once
+                for c, store in zip(clips[n_done:], crops[n_done:]):
                     x0, y0, x1, y1 = c["roi"]
                     want = set(c["indices"])
-                    for j, fi in enumerate(chunk):
-                        if fi in want:
-                            gray = to_gray(block[j : j + 1, y0:y1, x0:x1])[0]
-                            crops[k][fi] = resize_crop(gray, job["size"])
-                while (
-                    clips
-                    and len(done) < len(clips)
-                    and max(clips[len(done)]["indices"]) <= chunk[-1]
-                ):
-                    k = len(done)
-                    c = clips[k]
-                    clip = np.stack([crops[k][i] for i in c["indices"]])
-                    _save_atomic(Path(c["image_file"]), clip[c["key_pos"]].copy())
-                    _save_atomic(Path(c["clip_file"]), clip)
-                    crops[k] = {}
-                    done.append((c["row"], None))
-                    if delay:
-                        time.sleep(delay)
+                    for j in (j for j, fi in enumerate(chunk) if fi in want):
+                        store[chunk[j]] = resize_crop(to_gray(block[j, y0:y1, x0:x1]), size)
+                while n_done < len(clips) and max(clips[n_done]["indices"]) <= chunk[-1]:
+                    _write_clip(clips[n_done], crops[n_done])
+                    crops[n_done] = {}
+                    n_done += 1
     except UserError as exc:
         msg = f"video could not be decoded ({exc})"
-        return done + [(c["row"], msg) for c in clips[len(done) :]]
-    return done
+        return [(c["row"], None) for c in clips[:n_done]] + [
+            (c["row"], msg) for c in clips[n_done:]
+        ]
+    return [(c["row"], None) for c in clips]
 
 
-def _read_headers(cohort: Cohort) -> dict[str, object]:
-    """Open each distinct video once (header only): video_path -> VideoInfo or error line."""
-    from thyrovid.io import open_video
+def _write_clip(clip_spec: dict, crops: dict[int, np.ndarray]) -> None:
+    """Stack the window (T, size, size), write the key-frame image then the clip, atomically."""
+    clip = np.stack([crops[i] for i in clip_spec["indices"]])
+    _save_atomic(Path(clip_spec["image_file"]), np.ascontiguousarray(clip[clip_spec["key_pos"]]))
+    _save_atomic(Path(clip_spec["clip_file"]), clip)
+    delay = float(os.environ.get("THYROVID_EXTRACT_DELAY_S", "0") or 0)
+    if delay:  # test hook: lets a test kill the run between two clips
+        time.sleep(delay)
 
+
+def _read_headers(cohort: Cohort, cache_file: Path) -> dict[str, object]:
+    """Each distinct video's header: video_path -> VideoInfo, or an error line.
+
+    Opens each video once (header only). Headers are cached in `cache_file` (geometry only,
+    keyed by path, size and modification time), so a rerun on a large cohort opens nothing.
+    """
+    from thyrovid.cohort import atomic_write_text
+    from thyrovid.io import VideoInfo, open_video
+
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
     headers: dict[str, object] = {}
+    fresh = {}
     for path, video in cohort.rows.groupby("video_path", sort=False)["video"].first().items():
+        st = os.stat(path)
+        stamp = [st.st_size, st.st_mtime_ns]
+        hit = cache.get(path)
+        if hit and hit["stamp"] == stamp:
+            region = tuple(hit["region"]) if hit["region"] else None
+            headers[path] = VideoInfo(hit["format"], *hit["shape"], region=region)
+            fresh[path] = hit
+            continue
         try:
             with open_video(path) as v:
-                headers[path] = v.info
+                info = headers[path] = v.info
         except UserError as exc:
             headers[path] = f"video {video!r} could not be opened ({exc})"
+            continue
+        shape = [info.n_frames, info.height, info.width, info.channels]
+        region = list(info.region) if info.region else None
+        fresh[path] = {"stamp": stamp, "format": info.format, "shape": shape, "region": region}
+    if fresh != cache:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache_file, json.dumps(fresh, sort_keys=True) + "\n")
     return headers
 
 
@@ -245,7 +271,7 @@ def plan_clips(
     shared = rows.groupby("nodule_id")["patient_id"].nunique()
     shared = set(shared[shared > 1].index)
     problems, out, seen = [], [], {}
-    for row, r in rows.iterrows():
+    for row, r in zip(rows.index, rows.to_dict("records")):
         info = headers[r["video_path"]]
         bounds = info.region or (0, 0, info.width, info.height)
         bounds = (max(bounds[0], 0), max(bounds[1], 0), min(bounds[2], info.width),
@@ -307,42 +333,41 @@ def _pending(plan: pd.DataFrame, work: Path, frames: int, size: int, overwrite: 
     """Boolean mask of the plan rows whose clip must be (re)extracted."""
     import pandas as pd
 
+    if overwrite:
+        return pd.Series(True, index=plan.index, dtype=bool)
     old = {}
-    if (work / "clips.csv").exists() and not overwrite:
+    if (work / "clips.csv").exists():
         prev = pd.read_csv(work / "clips.csv", dtype=str, keep_default_na=False)
         if set(_PLAN_KEYS) <= set(prev.columns):
-            old = {r.clip_id: [getattr(r, k) for k in _PLAN_KEYS] for r in prev.itertuples()}
+            old = {r["clip_id"]: [r[k] for k in _PLAN_KEYS] for r in prev.to_dict("records")}
     todo = []
-    for rec in plan.itertuples():
-        if overwrite:
-            todo.append(True)
-            continue
-        same = rec.clip_id not in old or old[rec.clip_id] == [
-            str(getattr(rec, k)) for k in _PLAN_KEYS
-        ]
+    for rec in plan.to_dict("records"):
+        same = old.get(rec["clip_id"], None) in (None, [str(rec[k]) for k in _PLAN_KEYS])
         ok = (
             same
-            and _is_done(work / rec.clip_path, (frames, size, size))
-            and _is_done(work / rec.image_path, (size, size))
+            and _is_done(work / rec["clip_path"], (frames, size, size))
+            and _is_done(work / rec["image_path"], (size, size))
         )
         todo.append(not ok)
     return pd.Series(todo, index=plan.index, dtype=bool)
 
 
 def _jobs(plan: pd.DataFrame, work: Path, frames: int, size: int) -> list[dict]:
-    jobs = []
-    for path, grp in plan.groupby("video_path", sort=False):
-        clips = []
-        for rec in grp.itertuples():
-            indices = window_indices(rec.first_frame, rec.n_frames, rec.pad_before, frames)
-            clips.append({
-                "row": rec.row, "indices": indices,
-                "key_pos": rec.key_frame - rec.first_frame + rec.pad_before,
-                "roi": (rec.roi_x0, rec.roi_y0, rec.roi_x1, rec.roi_y1),
-                "clip_file": str(work / rec.clip_path), "image_file": str(work / rec.image_path),
-            })  # fmt: skip
-        jobs.append({"video_path": path, "size": size, "frames": frames, "clips": clips})
-    return sorted(jobs, key=lambda j: -len(j["clips"]))
+    """One job per video (see `extract_video`), the videos with most clips first."""
+    jobs: dict[str, dict] = {}
+    for rec in plan.to_dict("records"):
+        path = rec["video_path"]
+        job = jobs.setdefault(
+            path, {"video_path": path, "size": size, "frames": frames, "clips": []}
+        )
+        job["clips"].append({
+            "row": rec["row"],
+            "indices": window_indices(rec["first_frame"], rec["n_frames"], rec["pad_before"], frames),
+            "key_pos": rec["key_frame"] - rec["first_frame"] + rec["pad_before"],
+            "roi": (rec["roi_x0"], rec["roi_y0"], rec["roi_x1"], rec["roi_y1"]),
+            "clip_file": str(work / rec["clip_path"]), "image_file": str(work / rec["image_path"]),
+        })  # fmt: skip
+    return sorted(jobs.values(), key=lambda j: -len(j["clips"]))
 
 
 def _run_jobs(jobs: list[dict], workers: int) -> list[tuple[int, str | None]]:
@@ -411,7 +436,7 @@ def extract(
     workers = workers or min(2, os.cpu_count() or 1)
     cohort = read_cohort(cohort_csv, strict=strict)
     n_rows = len(cohort.rows) + len({p.row for p in cohort.problems})
-    headers = _read_headers(cohort)
+    headers = _read_headers(cohort, Path(out_dir) / "videos.json")
     check_against_videos(cohort, headers, strict=strict)
     plan, problems = plan_clips(cohort, headers, frames, size, expand)
     cohort.drop(problems, strict=strict)
@@ -503,4 +528,6 @@ def run(args) -> int:
     for line in report.skipped:
         print(f"skipped: {line}", file=sys.stderr)
     print(json.dumps(report.to_dict(), indent=2))
+    if not report.clips:
+        print(f"thyrovid extract: error: no usable rows in {args.cohort}", file=sys.stderr)
     return 0 if report.clips else 2

@@ -151,6 +151,7 @@ class DicomVideo(Video):
         size = os.fstat(self._fd).st_size
         value_offset, length, vr = pixel_data_value(self._fd, self.path, tag_offset, self.syntax)
         self._value_offset = value_offset
+        self._bitstream = None
         # 8-bit samples stored as OW in big endian are byte-swapped in 16-bit words.
         self._swap_words = self.syntax == EXPLICIT_BE and vr == b"OW" and self.bits_allocated == 8
         self._index = None
@@ -179,12 +180,15 @@ class DicomVideo(Video):
                 np.frombuffer(ds.ExtendedOffsetTable, "<u8"),
                 np.frombuffer(ds.ExtendedOffsetTableLengths, "<u8"),
             )
+        if self.syntax in VIDEO_SYNTAXES:
+            # One bitstream over all fragments; frames are found by decoding it.
+            self._index = FragmentIndex(self._fd, self.path, value_offset, 1, size)
+            self.decoder = "pyav"
+            return
         self._index = FragmentIndex(
             self._fd, self.path, value_offset, self.n_frames, size, extended
         )
-        if self.syntax in VIDEO_SYNTAXES:
-            self.decoder = "pyav"
-        elif self._fast_jpeg_ok():
+        if self._fast_jpeg_ok():
             self.decoder = "opencv"
         else:
             self.decoder = "pydicom"
@@ -276,9 +280,13 @@ class DicomVideo(Video):
         for k, i in enumerate(wanted):
             slots.setdefault(i, []).append(k)
         if self.decoder == "pyav":
-            from thyrovid.io.dicom_video import decode_bitstream
+            if self._bitstream is None:
+                from thyrovid.io.dicom_video import Bitstream
 
-            decoded = decode_bitstream(self, sorted(slots))
+                self._bitstream = Bitstream(
+                    self.path, self._fd, self._index.locate(0), self.n_frames
+                )
+            decoded = self._bitstream.decode(sorted(slots))
         else:
             decoded = ((i, self._decode(i)) for i in sorted(slots))
         for i, frame in decoded:  # one decoded frame alive at a time
@@ -319,15 +327,13 @@ class DicomVideo(Video):
         """Frame bytes at `offset` of 16-bit-word-swapped 8-bit data (big endian OW)."""
         rel = offset - self._value_offset
         start, end = rel & ~1, (rel + self._frame_length + 1) & ~1
-        total = self._frame_length * self.n_frames
         raw = os.pread(self._fd, end - start, self._value_offset + start)
-        if len(raw) % 2:
-            raw += b"\0"
-        words = np.frombuffer(raw, ">u2").astype("<u2").tobytes()
-        if len(words) < min(end, total + (total & 1)) - start:
+        if len(raw) < rel + self._frame_length - start:
             raise VideoError(
                 f"{self.path}: file is truncated (frame ends past the end of the file)"
             )
+        raw += b"\0" * (len(raw) % 2)  # an odd-length value's last word, padded
+        words = np.frombuffer(raw, ">u2").astype("<u2").tobytes()
         return words[rel - start : rel - start + self._frame_length]
 
     def _pydicom_native(self, data: bytes) -> np.ndarray:
@@ -338,14 +344,17 @@ class DicomVideo(Video):
 
     def _decode_jpeg(self, i: int) -> tuple[np.ndarray, str]:
         buf = np.frombuffer(self._index.read(i), np.uint8)
-        if self.samples == 1:
-            arr = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-        elif _IMREAD_RGB is not None:
-            # libjpeg-turbo writes RGB directly (its YCbCr -> RGB transform, no BGR swap).
-            arr = cv2.imdecode(buf, _IMREAD_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
-        else:
-            arr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-            arr = None if arr is None else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+        try:
+            if self.samples == 1:
+                arr = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+            elif _IMREAD_RGB is not None:
+                # libjpeg-turbo writes RGB directly (its YCbCr -> RGB transform, no BGR swap).
+                arr = cv2.imdecode(buf, _IMREAD_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+            else:
+                arr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+                arr = None if arr is None else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+        except cv2.error:  # e.g. an empty fragment
+            arr = None
         if arr is None or arr.shape[:2] != (self.rows, self.cols):
             # Not something libjpeg-turbo accepts as a frame of the declared size:
             # let pydicom's decoder have its say (and raise a clear error if it fails too).
@@ -406,6 +415,9 @@ class DicomVideo(Video):
         return arr
 
     def close(self) -> None:
+        if getattr(self, "_bitstream", None) is not None:
+            self._bitstream.close()
+            self._bitstream = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

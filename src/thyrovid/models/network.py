@@ -82,9 +82,10 @@ class StagedNet(nn.Module):
         self.fc = nn.Linear(out_channels, cfg.num_classes)
         self.out_channels = out_channels
         self.required_frames = required_frames(cfg.temporal_strides) if cfg.dims == 3 else 1
-        init_weights(self.stages)
-        nn.init.normal_(self.fc.weight, std=0.01)
-        nn.init.zeros_(self.fc.bias)
+        if not self.fc.weight.is_meta:  # shape-only models (meta device) need no init
+            init_weights(self.stages)
+            nn.init.normal_(self.fc.weight, std=0.01)
+            nn.init.zeros_(self.fc.bias)
 
     @property
     def cam_layer(self) -> nn.Module:

@@ -35,7 +35,16 @@ OKABE_ITO = (
     "#56B4E9",  # sky blue
     "#000000",  # black
 )
-LINE_STYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)), (0, (1, 1)), (0, (3, 1, 1, 1)))
+LINE_STYLES = (
+    "-",
+    "--",
+    "-.",
+    ":",
+    (0, (5, 1, 1, 1, 1, 1)),
+    (0, (8, 2)),
+    (0, (1, 1)),
+    (0, (3, 1, 1, 1)),
+)
 
 
 @dataclass(frozen=True)
@@ -98,7 +107,13 @@ def roc_figure(curves: Sequence[RocCurve], base: str | os.PathLike, title: str =
     if title:
         ax.set_title(title, fontsize=12)
     # below the axes, so the legend never hides a curve
-    fig.legend(loc="outside lower center", fontsize=9, frameon=False, title="model: AUROC (95% CI)", title_fontsize=9)
+    fig.legend(
+        loc="outside lower center",
+        fontsize=9,
+        frameon=False,
+        title="model: AUROC (95% CI)",
+        title_fontsize=9,
+    )
     return _save(fig, base)
 
 

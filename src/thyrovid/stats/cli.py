@@ -25,6 +25,11 @@ from thyrovid.stats.roc import ALTERNATIVES, auc_ci, delong, paired_from_delong
 
 HELP = "AUROC/DeLong and confusion-matrix metrics from a CSV"
 
+_ALT_NAMES = {
+    "two-sided": "two-sided",
+    "greater": "one-sided, H1: AUROC1 > AUROC2",
+    "less": "one-sided, H1: AUROC1 < AUROC2",
+}
 _CI_NAMES = {"wilson": "Wilson", "wald": "Wald", "clopper-pearson": "Clopper-Pearson"}
 
 
@@ -303,7 +308,8 @@ def format_auc(rep: dict, digits: int = 3) -> str:
     if rep["tests"]:
         out += [
             "",
-            f"Paired DeLong tests ({rep['alternative']}; diff = AUROC1 - AUROC2)",
+            f"Paired DeLong tests ({_ALT_NAMES[rep['alternative']]}; diff = AUROC1 - AUROC2; "
+            "two-sided CI)",
             _table(
                 ["score1", "score2", "diff", f"{pct} CI of diff", "Z", "p"],
                 [

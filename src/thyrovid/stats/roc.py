@@ -21,6 +21,7 @@ from itertools import combinations
 
 import numpy as np
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 from thyrovid.errors import UserError
 
@@ -261,11 +262,21 @@ def _check_level(level: float) -> None:
         raise UserError(f"confidence level must be in (0, 1), got {level}")
 
 
-def _z_test(a1: float, a2: float, var: float, alternative: str, level: float) -> dict:
-    """z test of AUC1 - AUC2 with variance var; identical scores (var 0, diff 0) give z 0, p 1."""
+def _z_test(
+    a1: float, a2: float, var: float, alternative: str, level: float, df: float | None = None
+) -> dict:
+    """Test of AUC1 - AUC2 with variance var, as pROC roc.test (method "delong").
+
+    The statistic is (AUC1 - AUC2) / sqrt(var), referred to the standard normal, or to Student's
+    t with ``df`` degrees of freedom when df is given (pROC's unpaired test). Identical AUCs with
+    zero variance (identical scores) give z = 0, p = 1; a nonzero difference with zero variance
+    gives z = +-inf, p = 0. The CI of the difference is always the two-sided ``level`` interval
+    diff +- crit * se, also for one-sided alternatives (as pROC reports it).
+    """
     if alternative not in ALTERNATIVES:
         raise UserError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
     _check_level(level)
+    dist = norm if df is None else student_t(df)
     diff = a1 - a2
     se = float(np.sqrt(max(var, 0.0)))
     if se > 0.0:
@@ -275,25 +286,25 @@ def _z_test(a1: float, a2: float, var: float, alternative: str, level: float) ->
     else:
         z = float(np.copysign(np.inf, diff))
     if alternative == "two-sided":
-        p = 2.0 * norm.sf(abs(z))
-        half = norm.ppf(0.5 + level / 2.0) * se
-        lo, hi = diff - half, diff + half
+        p = 2.0 * dist.sf(abs(z))
     elif alternative == "greater":
-        p = norm.sf(z)
-        lo, hi = diff - norm.ppf(level) * se, 1.0
+        p = dist.sf(z)
     else:
-        p = norm.cdf(z)
-        lo, hi = -1.0, diff + norm.ppf(level) * se
-    return {
+        p = dist.cdf(z)
+    half = float(dist.ppf(0.5 + level / 2.0)) * se
+    out = {
         "auc1": float(a1),
         "auc2": float(a2),
         "diff": float(diff),
         "se": se,
         "z": float(z),
         "p": float(min(p, 1.0)),
-        "ci_low": float(lo),
-        "ci_high": float(hi),
+        "ci_low": float(diff - half),
+        "ci_high": float(diff + half),
     }
+    if df is not None:
+        out["df"] = float(df)
+    return out
 
 
 def paired_from_delong(
@@ -302,9 +313,8 @@ def paired_from_delong(
     """Paired DeLong test of AUC_i vs AUC_j from a precomputed covariance.
 
     Returns:
-        dict with auc1, auc2, diff (= auc_i - auc_j), se, z, p, ci_low, ci_high.
-        One-sided alternatives give a one-sided CI at ``level``: "greater" -> (low, 1),
-        "less" -> (-1, high) (an AUC difference lies in [-1, 1]).
+        dict with auc1, auc2, diff (= auc_i - auc_j), se, z, p, ci_low, ci_high; the CI is the
+        two-sided ``level`` interval whatever the alternative (as pROC).
     """
     var = d.cov[i, i] + d.cov[j, j] - 2.0 * d.cov[i, j]
     return _z_test(d.aucs[i], d.aucs[j], var, alternative, level)
@@ -325,8 +335,8 @@ def delong_test(truth, score1, score2, alternative: str = "two-sided", level: fl
     Returns:
         dict with keys auc1, auc2, diff, se, z, p, ci_low, ci_high. Identical (or identically
         ranked) scores give z = 0, p = 1. If the difference has zero variance but is not 0
-        (e.g. a perfect score vs a constant one), z = +-inf and p = 0. One-sided CIs: see
-        :func:`paired_from_delong`.
+        (e.g. a perfect score vs a constant one), z = +-inf and p = 0. The CI of the difference
+        is two-sided at ``level`` for every alternative, as pROC reports it.
     """
     a, b = np.asarray(score1, dtype=np.float64), np.asarray(score2, dtype=np.float64)
     if a.shape != b.shape:
@@ -363,15 +373,23 @@ def delong_all_pairs(
 def delong_unpaired(
     truth1, score1, truth2, score2, alternative: str = "two-sided", level: float = 0.95
 ) -> dict:
-    """Unpaired DeLong test between AUROCs on two independent sets of cases.
+    """Unpaired DeLong test between AUROCs on two independent sets of cases, as pROC.
 
-    Z = (AUC1 - AUC2) / sqrt(var1 + var2). Same keys as :func:`delong_test`.
+    D = (AUC1 - AUC2) / sqrt(V1 + V2) with the DeLong variances V1, V2, referred to Student's t
+    with df = (V1 + V2)^2 / (V1^2 / (N1 - 1) + V2^2 / (N2 - 1)) (N = cases of each set), which
+    is pROC's roc.test(paired = FALSE). The CI of the difference uses the same t quantile.
+
+    Returns:
+        dict with the keys of :func:`delong_test` (z holds D) plus df.
     """
     d1, d2 = delong(truth1, score1), delong(truth2, score2)
     if d1.aucs.size != 1 or d2.aucs.size != 1:
         raise UserError("delong_unpaired takes one score per set")
-    var = d1.cov[0, 0] + d2.cov[0, 0]
-    return _z_test(d1.aucs[0], d2.aucs[0], var, alternative, level)
+    v1, v2 = float(d1.cov[0, 0]), float(d2.cov[0, 0])
+    n1, n2 = d1.n_pos + d1.n_neg, d2.n_pos + d2.n_neg
+    denom = v1**2 / (n1 - 1) + v2**2 / (n2 - 1)
+    df = (v1 + v2) ** 2 / denom if denom > 0 else float(n1 + n2 - 2)
+    return _z_test(d1.aucs[0], d2.aucs[0], v1 + v2, alternative, level, df=df)
 
 
 # ----------------------------------------------------------------------------- thresholds

@@ -39,7 +39,7 @@ WEIGHTS = {
     "margin_suspicious": 1.6,  # lobulated / irregular
     "extrathyroidal": 2.8,
     "micro_present": 2.4,
-    "micro_per_focus": 0.06,
+    "micro_per_focus": 0.1,
     "macro_present": -0.9,
     "rim_continuous": -1.6,
     "rim_interrupted": 0.8,
@@ -65,7 +65,7 @@ def draw_noise(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     out = {
         k: rng.standard_normal(n) if k in ("s", "echo", "margin") else rng.random(n) for k in names
     }
-    out["n_micro"] = rng.poisson(9.0, n)
+    out["n_micro"] = rng.poisson(4.0, n)
     out["n_macro"] = rng.integers(1, 4, n)
     return out
 
@@ -85,7 +85,7 @@ def features_from_noise(noise: dict[str, np.ndarray], shift: float) -> dict[str,
     m = 0.6 * s + noise["margin"]
     margin = np.digitize(m, [-0.2, 0.5, 1.2, 2.4])
     has_micro = noise["micro"] < _sigmoid(-1.3 + 0.8 * s)
-    n_micro = np.where(has_micro, 2 + noise["n_micro"], 0)
+    n_micro = np.where(has_micro, 1 + noise["n_micro"], 0)
     has_macro = noise["macro"] < _sigmoid(-0.3 - 0.6 * s)
     has_rim = noise["rim"] < _sigmoid(-1.8 - 0.5 * s)
     rim = np.where(has_rim, np.where(noise["rim2"] < _sigmoid(-0.5 + 1.2 * s), 2, 1), 0)

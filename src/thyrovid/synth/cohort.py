@@ -159,9 +159,8 @@ def mann_whitney_auc(label: np.ndarray, score: np.ndarray) -> float:
     order = np.argsort(score, kind="mergesort")
     sorted_s = score[order]
     ranks = np.empty(len(score))
-    ranks[order] = np.arange(1, len(score) + 1)
     # average ranks over ties
-    uniq, inv, counts = np.unique(sorted_s, return_inverse=True, return_counts=True)
+    _, inv, counts = np.unique(sorted_s, return_inverse=True, return_counts=True)
     mean_rank = np.cumsum(counts) - (counts - 1) / 2.0
     ranks[order] = mean_rank[inv]
     n1 = int(label.sum())

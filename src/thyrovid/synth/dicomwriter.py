@@ -10,6 +10,7 @@ UIDs are derived from the cohort seed, and no clock time is written, so files ar
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from thyrovid.synth.profiles import CenterProfile
 
@@ -97,8 +98,13 @@ def compose(region_frames: np.ndarray, layout: Layout, annotations: np.ndarray, 
 
 
 def uid(seed: int, *parts: object) -> str:
-    """A deterministic DICOM UID (2.25.<int>) from the cohort seed and a name."""
-    return generate_uid(prefix=None, entropy_srcs=["thyrovid-phantom", str(seed), *map(str, parts)])
+    """A deterministic DICOM UID "2.25.<int>" from the cohort seed and a name.
+
+    2.25 UIDs are UUIDs written as integers; a name-based (version 5) UUID makes them
+    reproducible. (pydicom's generate_uid ignores entropy sources when prefix is None.)
+    """
+    name = "/".join(["thyrovid-phantom", str(seed), *map(str, parts)])
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_URL, name).int}"
 
 
 def write_dicom(path: Path, frames: np.ndarray, layout: Layout, profile: CenterProfile, *,

@@ -20,7 +20,7 @@ from thyrovid.synth.tissue import background, smooth_texture
 from thyrovid.synth.volume import NoduleGeometry, ScattererField
 
 MICRO_AMPLITUDE = 14.0  # coherent point reflector strength (parenchyma scatterer rms = 1)
-ELEVATION_SIGMA_MM = 0.22  # elevational beam profile (Gaussian sigma) for point targets
+ELEVATION_SIGMA_MM = 0.2  # elevational beam profile (Gaussian sigma) for point targets
 VISIBLE = 0.3  # a focus is "visible" (in the mask) when its beam weight exceeds this
 
 

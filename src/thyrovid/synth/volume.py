@@ -103,7 +103,7 @@ def nodule_geometry(features: dict, rng: np.random.Generator) -> NoduleGeometry:
     micro = np.zeros((n_micro, 4))
     if n_micro:
         micro[:, :3] = _points_in_ball(rng, n_micro, 0.85) * np.array([a, b, c])
-        micro[:, 3] = rng.uniform(0.15, 0.45, n_micro)
+        micro[:, 3] = rng.uniform(0.1, 0.4, n_micro)
     n_macro = int(features["n_macro"])
     macro = np.zeros((n_macro, 7))
     if n_macro:
