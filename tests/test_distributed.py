@@ -16,8 +16,10 @@ from thyrovid.data import ClipDataset, to_model_input
 from thyrovid.train import load_run
 
 ARGS = [
-    "--arch", "resnet50", "--dims", "3", "--epochs", "2", "--batch-size", "4", "--width", "0.125",
-    "--device", "cpu", "--num-workers", "0",
+    # DenseNet121 has no convolution bias in front of its BatchNorms: such biases have a true
+    # gradient of 0, and Adam turns their float noise into +-lr steps (ResNet50 has them).
+    "--arch", "densenet121", "--dims", "3", "--epochs", "2", "--batch-size", "4",
+    "--width", "0.125", "--device", "cpu", "--num-workers", "0",
     # dropout masks are drawn per rank, so only dropout-free training can match exactly
     "--set", "dropout=0", "temporal_strides=[1,1,1,2,2]", "tensorboard=false",
 ]  # fmt: skip
@@ -32,7 +34,7 @@ def _env():
 
 def _val_probs(run, work) -> np.ndarray:
     model, _ = load_run(run)
-    ds = ClipDataset(work, ["val"], dims=3)
+    ds = ClipDataset(work, None, dims=3)
     x = torch.stack([ds[i]["x"] for i in range(len(ds))])
     with torch.no_grad():
         return torch.sigmoid(model(to_model_input(x))[:, 0]).numpy()
@@ -58,9 +60,9 @@ def test_global_batchnorm_converts_and_matches_batchnorm_alone():
 
 @pytest.mark.slow
 def test_torchrun_two_ranks_match_one_process(tmp_path):
-    # 20 training clips: the global batch of 4 divides them, so no rank pads duplicates in
-    # training; 8 validation clips over 2 ranks of 2-clip batches.
-    work = make_work_dir(tmp_path / "work", n_patients=14, frames=8, size=32)
+    # 8 training clips = 2 global batches of 4 (2 per rank): no rank pads duplicates in
+    # training; 4 validation clips over 2 ranks.
+    work = make_work_dir(tmp_path / "work", n_patients=6, frames=8, size=32)
     one, two = tmp_path / "one", tmp_path / "two"
     cmd1 = [sys.executable, "-m", "thyrovid", "train", str(work), "--out", str(one), *ARGS]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -71,7 +73,7 @@ def test_torchrun_two_ranks_match_one_process(tmp_path):
         assert p.returncode == 0, err[-3000:]
     p1, p2 = _val_probs(one, work), _val_probs(two, work)
     assert p1.std() > 1e-3  # the networks did train to something clip-dependent
-    np.testing.assert_allclose(p2, p1, atol=2e-4)
+    np.testing.assert_allclose(p2, p1, atol=5e-5)
     log1 = (one / "log.csv").read_text().splitlines()
     log2 = (two / "log.csv").read_text().splitlines()
     assert len(log1) == len(log2) == 3

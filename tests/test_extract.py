@@ -371,3 +371,22 @@ def test_two_worker_processes_write_the_same_bytes_as_one(tmp_path, monkeypatch)
     report = extract(csv_path, tmp_path / "two", frames=16, size=32, workers=2)
     assert report.extracted == 8
     assert _cache_bytes(tmp_path / "one") == _cache_bytes(tmp_path / "two")
+
+
+def test_two_nodules_on_one_key_frame_and_shared_nodule_ids(tmp_path):
+    write_dicom(tmp_path / "v.dcm", pattern(30, 48, 64))
+    write_dicom(tmp_path / "w.dcm", pattern(30, 48, 64))
+    base = {"center": "A", "label": 0, "frame": 9, "x0": 4, "y0": 4, "x1": 12, "y1": 12}
+    rows = [
+        {**base, "patient_id": "P1", "nodule_id": "1", "video": "v.dcm"},
+        {**base, "patient_id": "P1", "nodule_id": "2", "video": "v.dcm", "x0": 30, "x1": 40},
+        {**base, "patient_id": "P1", "nodule_id": "2", "video": "v.dcm", "x0": 30, "x1": 40},
+        {**base, "patient_id": "P2", "nodule_id": "1", "video": "w.dcm"},
+    ]
+    report = extract(write_csv(tmp_path / "c.csv", rows), tmp_path / "o", frames=8, size=16)
+    assert [s.split(": ", 1)[1] for s in report.skipped] == [
+        "same video, key frame and nodule as row 2"
+    ]
+    recs = read_clips(tmp_path / "o")
+    assert [r["clip_id"] for r in recs] == ["v_f00009", "v_f00009_2", "w_f00009"]
+    assert [r["nodule_id"] for r in recs] == ["P1:1", "2", "P2:1"]

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
+from pathlib import Path
 
 from thyrovid import __version__
 from thyrovid.errors import UserError
@@ -31,18 +31,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("thyrovid.stats.cli", "AUROC/DeLong and confusion-matrix metrics from a CSV"),
     "readers": ("thyrovid.readers", "reader study: Table 4, aided vs unaided, MRMC analysis"),
     "cam": ("thyrovid.explain", "3D/2D Grad-CAM heatmaps for clips"),
+    "predict": ("thyrovid.infer", "P(malignant) for new videos + boxes, with Grad-CAM heatmaps"),
+    "export": ("thyrovid.export", "export a trained run to ONNX for deployment"),
+    "serve": ("thyrovid.serve.app", "a local web page and JSON API for predictions (FastAPI)"),
+    "report": ("thyrovid.report.html", "one HTML report of runs, comparisons, readers and Grad-CAM"),
     "demo": ("thyrovid.demo", "the whole flow on the phantom: synth, extract, train, evaluate"),
 }
 
 
 def _available() -> dict[str, tuple[str, str]]:
+    """Commands whose module file exists; checked on disk so no package __init__ is imported."""
+    root = Path(__file__).resolve().parent
     out = {}
     for name, (module, help_) in COMMANDS.items():
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:  # its parent package is not there either
-            found = False
-        if found:
+        rel = Path(*module.split(".")[1:])
+        if (root / rel.with_suffix(".py")).exists() or (root / rel / "__init__.py").exists():
             out[name] = (module, help_)
     return out
 

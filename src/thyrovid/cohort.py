@@ -281,7 +281,7 @@ def write_cohort(rows: Iterable[Mapping], path: str | os.PathLike) -> Path:
     writer = csv.DictWriter(buf, fieldnames=[*COLUMNS, *extras], lineterminator="\n")
     writer.writeheader()
     for rec in rows:
-        writer.writerow({k: _fmt(v) for k, v in rec.items()})
+        writer.writerow({k: format_number(v) for k, v in rec.items()})
     atomic_write_text(path, buf.getvalue())
     return path
 
@@ -297,7 +297,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _fmt(value) -> str:
+def format_number(value) -> str:
+    """A number as cohort/clips CSVs write it: 12.0 -> "12", 12.345 -> "12.35"."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, float):

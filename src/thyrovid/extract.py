@@ -260,11 +260,15 @@ def _read_headers(cohort: Cohort, cache_file: Path) -> dict[str, object]:
 
 def plan_clips(
     cohort: Cohort, headers: dict, frames: int, size: int, expand: float
-) -> pd.DataFrame:
-    """One clips.csv row per cohort row (without split); rows that cannot be cut are dropped."""
+) -> tuple[pd.DataFrame, list]:
+    """Plan one clip per cohort row: (clips.csv rows without split, Problems of rows dropped).
+
+    clip_id is ``<video_id>_f<key frame:05d>``, with ``_<nodule_id>`` appended when two nodules
+    share a key frame; a nodule_id used by two patients becomes ``<patient_id>:<nodule_id>``.
+    """
     import pandas as pd
 
-    from thyrovid.cohort import Problem, _fmt
+    from thyrovid.cohort import Problem, format_number
 
     rows = cohort.rows
     ids = video_ids(rows["video"].unique())
@@ -301,7 +305,7 @@ def plan_clips(
             "n_frames": n_real, "padded": int(n_real < frames), "pad_before": pad,
             "clip_path": f"clips/{clip_id}.npy", "image_path": f"images/{clip_id}.npy",
             "roi_x0": roi[0], "roi_y0": roi[1], "roi_x1": roi[2], "roi_y1": roi[3],
-            "x0": _fmt(r["x0"]), "y0": _fmt(r["y0"]), "x1": _fmt(r["x1"]), "y1": _fmt(r["y1"]),
+            "x0": format_number(r["x0"]), "y0": format_number(r["y0"]), "x1": format_number(r["x1"]), "y1": format_number(r["y1"]),
             "row": row, "video": r["video"], "video_path": r["video_path"],
         }  # fmt: skip
         for col in cohort.extras:

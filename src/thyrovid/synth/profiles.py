@@ -55,72 +55,21 @@ class CenterProfile:
         return replace(self, frame_size=(h, w))
 
 
+# fmt: off
+def _center(name, external, size, depth, mhz, dr, gain, tgc, fps, comp, quality, photo, prev, model):
+    return CenterProfile(name, external, size, depth, mhz, dr, gain, tgc, fps, comp, quality,
+                         photo, prev, model)
+
+
+# name, external, frame size, depth cm, MHz, dynamic range dB, gain dB, TGC error dB/cm, fps,
+# compression, JPEG quality, photometric, prevalence, scanner model
 DEFAULT_CENTERS: tuple[CenterProfile, ...] = (
-    CenterProfile(
-        "int_a",
-        False,
-        (240, 320),
-        4.0,
-        12.0,
-        60.0,
-        0.0,
-        0.0,
-        25.0,
-        "jpeg",
-        90,
-        "MONOCHROME2",
-        0.70,
-        "PH-L12 linear",
-    ),
-    CenterProfile(
-        "int_b",
-        False,
-        (256, 336),
-        3.5,
-        10.0,
-        55.0,
-        2.0,
-        0.8,
-        30.0,
-        "jpeg",
-        82,
-        "MONOCHROME2",
-        0.70,
-        "PH-L10 linear",
-    ),
-    CenterProfile(
-        "ext_c",
-        True,
-        (232, 312),
-        4.5,
-        14.0,
-        66.0,
-        -2.0,
-        -0.6,
-        20.0,
-        "raw",
-        100,
-        "MONOCHROME2",
-        0.34,
-        "PH-L14 linear",
-    ),
-    CenterProfile(
-        "ext_d",
-        True,
-        (248, 328),
-        3.8,
-        9.0,
-        50.0,
-        4.0,
-        0.5,
-        15.0,
-        "raw",
-        100,
-        "RGB",
-        0.34,
-        "PH-L9 linear",
-    ),
+    _center("int_a", False, (240, 320), 4.0, 12.0, 60.0, 0.0, 0.0, 25.0, "jpeg", 90, "MONOCHROME2", 0.70, "PH-L12 linear"),
+    _center("int_b", False, (256, 336), 3.5, 10.0, 55.0, 2.0, 0.8, 30.0, "jpeg", 82, "MONOCHROME2", 0.70, "PH-L10 linear"),
+    _center("ext_c", True, (232, 312), 4.5, 14.0, 66.0, -2.0, -0.6, 20.0, "jpeg", 75, "MONOCHROME2", 0.34, "PH-L14 linear"),
+    _center("ext_d", True, (248, 328), 3.8, 9.0, 50.0, 4.0, 0.5, 15.0, "raw", 100, "RGB", 0.34, "PH-L9 linear"),
 )
+# fmt: on
 
 
 def select_centers(

@@ -14,11 +14,14 @@ import numpy as np
 from thyrovid.synth.volume import NoduleGeometry
 
 
-def smooth_texture(rng: np.random.Generator, shape: tuple[int, int], sigma_px: tuple[float, float]
-                   ) -> np.ndarray:
+def smooth_texture(
+    rng: np.random.Generator, shape: tuple[int, int], sigma_px: tuple[float, float]
+) -> np.ndarray:
     """Zero-mean, unit-std random texture blurred by (sigma_y, sigma_x) pixels, float32."""
     noise = rng.standard_normal(shape, dtype=np.float32)
-    out = cv2.GaussianBlur(noise, (0, 0), sigmaX=max(sigma_px[1], 0.3), sigmaY=max(sigma_px[0], 0.3))
+    out = cv2.GaussianBlur(
+        noise, (0, 0), sigmaX=max(sigma_px[1], 0.3), sigmaY=max(sigma_px[0], 0.3)
+    )
     return (out - out.mean()) / (out.std() + 1e-6)
 
 
@@ -27,8 +30,9 @@ def _band(d: np.ndarray, width: float) -> np.ndarray:
     return np.clip(1.0 - np.abs(d) / (0.5 * width + 1e-6), 0.0, 1.0).astype(np.float32)
 
 
-def background(geom: NoduleGeometry, xs: np.ndarray, ys: np.ndarray, spacing: float,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def background(
+    geom: NoduleGeometry, xs: np.ndarray, ys: np.ndarray, spacing: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Amplitude and attenuation maps of the static neck anatomy.
 
     Args:
@@ -56,20 +60,23 @@ def background(geom: NoduleGeometry, xs: np.ndarray, ys: np.ndarray, spacing: fl
     amp = np.where(fat, 0.3 * (1 + 1.4 * np.clip(fat_tex, 0, None)), amp)
     # thyroid lobe: rounded anterior surface, tapering posterior surface
     u = (x - lx) / half
-    top = ant + 3.0 * u**2
-    bottom = post - 9.0 * u**4
-    lobe = (np.abs(u) < 1) & (y > top) & (y < bottom)
-    muscle = (y >= fascia) & (y < np.maximum(top, fascia + 3.5)) & ~lobe
+    # a superellipse, flatter in front (strap muscles) than behind
+    yc, hh = 0.5 * (ant + post), 0.5 * (post - ant)
+    v = (y - yc) / hh
+    p = np.where(v < 0, 3.0, 2.2)
+    level = np.abs(u) ** 2.4 + np.abs(v) ** p  # < 1 inside the lobe
+    lobe = level < 1
+    muscle = (y >= fascia) & (y < fascia + 4.5) & ~lobe  # strap muscles
     amp = np.where(muscle, 0.2 * (1 + 0.8 * np.clip(fibre, -1, None)), amp)
     deep_tex = smooth_texture(rng, shape, (0.6 / spacing, 1.5 / spacing))
-    deep = (y >= np.maximum(top, fascia + 3.5)) & ~lobe
+    deep = (y >= fascia) & ~muscle & ~lobe
     amp = np.where(deep, 0.3 * (1 + 0.45 * deep_tex), amp)
     paren_tex = smooth_texture(rng, shape, (0.5 / spacing, 0.5 / spacing))
     amp = np.where(lobe, 1.0 + 0.1 * paren_tex, amp)
     # bright lines: skin surface, fascia, thyroid capsule
-    capsule_d = np.minimum(np.minimum(y - top, bottom - y), (1 - np.abs(u)) * half)
+    capsule_d = (1 - level) * min(half, hh) / 2.6  # ~ distance to the boundary, mm
     amp += 1.4 * _band(y - 0.15, 0.3) + 0.9 * _band(y - fascia, 0.35)
-    amp += 1.3 * _band(np.where(np.abs(u) < 1.05, capsule_d, 9.0), 0.35)
+    amp += 1.3 * _band(capsule_d, 0.35)
     # carotid: anechoic lumen, bright wall, posterior enhancement
     cx, cy, cr = geom.carotid
     d = np.hypot(x - cx, (y - cy) * 1.05)
@@ -83,7 +90,7 @@ def background(geom: NoduleGeometry, xs: np.ndarray, ys: np.ndarray, spacing: fl
     arc = (np.abs(x - tx) < 0.8 * tr) & (y < ty + tr)
     amp += np.where(arc, 3.0 * _band(dt - tr, 0.7), 0.0)
     air = arc & (dt < tr - 0.35)
-    reverb = 1.0 + 1.5 * _band(np.mod(tr - dt, 2.2) - 1.1, 0.4)
-    amp = np.where(air, 0.08 * reverb, amp)
+    reverb = 1.0 + 4.0 * _band(np.mod(tr - dt, 2.2) - 1.1, 0.5) * np.exp(-(tr - dt) / 6.0)
+    amp = np.where(air, 0.1 * reverb, amp)
     mu = np.where(air, 0.03 * spacing, mu)
     return amp.astype(np.float32), mu.astype(np.float32)
