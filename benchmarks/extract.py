@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 
 def cpu_model() -> str:
@@ -90,6 +89,7 @@ def make_cohort(root: Path, patients: int) -> tuple[Path, str]:
 def naive(cohort_csv: Path, out: Path, frames: int, size: int, expand: float) -> int:
     """Whole-video pydicom decode, then crop/resize: the pipeline a script would write."""
     import cv2
+    import pandas as pd
     import pydicom
 
     out.mkdir(parents=True, exist_ok=True)
@@ -124,6 +124,8 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 def measure(cohort_csv: Path, root: Path, repeats: int, kw: dict) -> dict:
     """Median seconds and clips/s of extract (1 and 2 workers), naive, and a no-op rerun."""
+    import pandas as pd
+
     from thyrovid.extract import extract
 
     # warm-up (imports, page cache) so that no contender pays them inside its timing

@@ -7,9 +7,11 @@ meta device) for the temporal-stride policies (1,1,2,2,2) and (2,2,2,2,2), and p
 frame in 2D; and the median forward time of one clip (batch 1, no grad, eval mode). Baseline:
 ``monai.networks.nets.DenseNet121(spatial_dims=3, in_channels=1, out_channels=1)`` and
 ``resnet50(spatial_dims=3, n_input_channels=1, num_classes=1, conv1_t_stride=2)``, what a user
-would otherwise pick. Prints JSON.
+would otherwise pick. With ``--train-batch N`` also the median time of one mixed-precision
+training step (forward + backward + SGD) of N clips. Prints JSON.
 
-    python benchmarks/models.py [--repeats 3] [--frames 32] [--size 224] [--device cpu]
+    python benchmarks/models.py [--repeats 3] [--frames 32] [--size 224] [--device cpu|cuda]
+        [--train-batch 8] [--models resnet50 densenet121]
 """
 
 from __future__ import annotations
@@ -76,6 +78,34 @@ def forward_seconds(model: nn.Module, shape: tuple[int, ...], repeats: int, devi
     return statistics.median(times)
 
 
+def train_step_seconds(
+    model: nn.Module, shape: tuple[int, ...], repeats: int, device: str
+) -> float:
+    """Median wall time of one training step (forward, backward, SGD) with mixed precision."""
+    model = model.train().to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+    x = torch.randn(shape, device=device)
+    y = torch.rand(shape[0], 1, device=device)
+    amp = torch.float16 if device.startswith("cuda") else torch.bfloat16
+    scaler = torch.amp.GradScaler(enabled=device.startswith("cuda"))
+    times = []
+    for i in range(repeats + 2):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.autocast(device.split(":")[0], dtype=amp):
+            loss = nn.functional.binary_cross_entropy_with_logits(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def monai_baselines() -> dict[str, Callable[[], nn.Module]]:
     try:
         from monai.networks.nets import DenseNet121, resnet50
@@ -109,6 +139,11 @@ def measure(args: argparse.Namespace) -> dict:
             "gflops_2d_frame": gflops(lambda n=name: build_model(n, dims=2), frame),
             "seconds_3d_keep_time": forward_seconds(make3d(), clip, args.repeats, args.device),
         }
+        if args.train_batch:
+            batch = (args.train_batch, *clip[1:])
+            row["seconds_train_step_keep_time"] = train_step_seconds(
+                make3d(), batch, args.repeats, args.device
+            )
         if name in ("densenet121", "resnet50"):
             row["seconds_3d_time_like_space"] = forward_seconds(
                 make3d(TIME_LIKE_SPACE), clip, args.repeats, args.device
@@ -123,6 +158,11 @@ def measure(args: argparse.Namespace) -> dict:
                 "gflops_3d": gflops(make, clip),
                 "seconds_3d": forward_seconds(make(), clip, args.repeats, args.device),
             }
+            if args.train_batch:
+                batch = (args.train_batch, *clip[1:])
+                baselines[name]["seconds_train_step"] = train_step_seconds(
+                    make(), batch, args.repeats, args.device
+                )
         except RuntimeError as error:  # MONAI downsamples time like space: short clips crash
             baselines[name] = {"error": str(error).splitlines()[0]}
         print(json.dumps({name: baselines[name]}), flush=True)
@@ -151,6 +191,7 @@ def measure(args: argparse.Namespace) -> dict:
     return {
         "clip": list(clip),
         "repeats": args.repeats,
+        "train_batch": args.train_batch,
         "models": rows,
         "baselines": baselines,
         "ratios": ratios,
@@ -165,6 +206,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
+    parser.add_argument(
+        "--train-batch",
+        type=int,
+        default=0,
+        help="also time a mixed-precision training step at this batch size (0: skip)",
+    )
     parser.add_argument("--models", nargs="*", help="subset of list_models()")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

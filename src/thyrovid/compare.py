@@ -2,7 +2,7 @@
 
 Reads only RUN/predictions.csv, RUN/metrics.json (the run's threshold, chosen on validation)
 and RUN/config.yaml (the model's name); no model is loaded. For one split and level it writes
-into OUT:
+into OUT (every table as CSV and Markdown with the same stem):
 
 - ``table.csv`` / ``table.md``: the paper's layout (Tables 2-3): rows AUROC (95% CI), Accuracy,
   Sensitivity, Specificity, PPV, NPV (with CIs), F1, Kappa; one column per model.
@@ -170,9 +170,11 @@ def compare(
     _check_same_cases(tables, names, level)
     ids = tables[0].index
     truth = tables[0]["label"].to_numpy(int)
-    if truth.min() == truth.max():
+    n_pos, n_neg = int(truth.sum()), int(truth.size - truth.sum())
+    if min(n_pos, n_neg) < 2:
         raise UserError(
-            f"split {split!r} has only {'malignant' if truth[0] else 'benign'} {level}s; AUROC needs both"
+            f"split {split!r} has {n_pos} malignant and {n_neg} benign {level}s; DeLong needs at "
+            "least 2 of each (try another --split, or --level nodule)"
         )
     scores = np.stack([t.loc[ids, "prob"].to_numpy(float) for t in tables])
 
@@ -186,12 +188,12 @@ def compare(
     title = f"{split} split, {level} level (n = {len(ids)}, {int(truth.sum())} malignant)"
     table = paper_table(blocks)
     files = write_table(table, out / "table")
-    files += write_table(long_table(blocks), out / "metrics_long", index=False)[:1]
-    files += write_table(pairs, out / "delong", index=False)[:1]
+    files += write_table(long_table(blocks), out / "metrics_long", index=False)
+    files += write_table(pairs, out / "delong", index=False)
     for stem, matrix in (("delong_p", p), ("delong_diff", diff)):
         files += write_table(
             pd.DataFrame(matrix, index=names, columns=names).rename_axis("model"), out / stem
-        )[:1]
+        )
     if figures:
         files += draw_figures(
             names, truth, scores, blocks, diff, p, out, f"{split}, {level} level", title

@@ -197,12 +197,12 @@ def metrics_from_predictions(
     threshold: float | None = None,
     target_sensitivity: float | None = None,
     ci: str = "wilson",
-    level: float = 0.95,
+    ci_level: float = 0.95,
 ) -> dict:
     """metrics.json content from a predictions table (the columns of predictions.csv).
 
     Returns:
-        dict threshold (see :func:`choose_run_threshold`), ci, level, and splits:
+        dict threshold (see :func:`choose_run_threshold`), ci, ci_level, and splits:
         {split: {level: :func:`level_metrics`}} for every split and level in ``predictions``.
     """
     if ci not in CI_METHODS:
@@ -223,9 +223,9 @@ def metrics_from_predictions(
                     rows["prob"].to_numpy(float),
                     chosen["value"],
                     ci,
-                    level,
+                    ci_level,
                 )
-    return _clean({"threshold": chosen, "ci": ci, "level": level, "splits": splits})
+    return _clean({"threshold": chosen, "ci": ci, "ci_level": ci_level, "splits": splits})
 
 
 # --------------------------------------------------------------------------- the stage
@@ -257,7 +257,7 @@ def evaluate(
     threshold: float | None = None,
     target_sensitivity: float | None = None,
     ci: str = "wilson",
-    level: float = 0.95,
+    ci_level: float = 0.95,
     device: str = "cpu",
     batch_size: int = 16,
 ) -> dict:
@@ -270,7 +270,7 @@ def evaluate(
         tta: test-time views averaged per clip (see :mod:`thyrovid.predict`).
         threshold: fixed threshold (skips the choice on validation).
         target_sensitivity: choose the highest validation threshold with at least this sensitivity.
-        ci, level: confidence intervals of the proportions (AUROC: DeLong).
+        ci, ci_level: confidence intervals of the proportions (AUROC: DeLong).
         device: torch device for inference.
         batch_size: clips per forward pass.
 
@@ -308,7 +308,7 @@ def evaluate(
     if missing.any() and distributed.is_main():
         print(f"warning: {int(missing.sum())} clip(s) got no prediction; left out", file=sys.stderr)
     predictions = soft_vote(chosen)
-    metrics = metrics_from_predictions(predictions, threshold, target_sensitivity, ci, level)
+    metrics = metrics_from_predictions(predictions, threshold, target_sensitivity, ci, ci_level)
     metrics = {"run": run_dir.name, "work_dir": str(work_dir), "tta": int(tta), **metrics}
     if distributed.is_main():
         write_predictions(predictions, run_dir / "predictions.csv")
@@ -344,8 +344,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--device",
-        default="cpu",
-        help="torch device, e.g. cpu, cuda, cuda:1 (default: %(default)s)",
+        default="auto",
+        help="torch device: auto (CUDA when available), cpu, cuda, cuda:1 (default: %(default)s)",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="clips per forward pass")
 
@@ -367,7 +367,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         distributed.cleanup()
     if main:
-        print(json.dumps(_summary(metrics), indent=2))
+        summary = _summary(metrics)
+        summary["wrote"] = [str(args.run / "predictions.csv"), str(args.run / "metrics.json")]
+        print(json.dumps(summary, indent=2))
     return 0
 
 

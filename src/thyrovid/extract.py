@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pandas and the cohort code load lazily: worker processes ne
 
 HELP = "validate cohort.csv and cut 32-frame ROI clips into a work folder"
 CHUNK = 64  # frames decoded per frames() call: bounds memory on long, high-resolution videos
-POOL_MIN_CLIPS = 48  # fewer pending clips than this: starting worker processes costs more
+POOL_MIN_CLIPS = 64  # fewer pending clips than this: starting worker processes costs more
 FIRST_COLUMNS = [
     "clip_id", "patient_id", "nodule_id", "video_id", "center", "label", "split", "key_frame",
     "first_frame", "n_frames", "padded", "pad_before", "clip_path", "image_path",
@@ -396,8 +396,9 @@ def _run_jobs(jobs: list[dict], workers: int) -> list[tuple[int, str | None]]:
 
 
 def _remove_stale_temps(work: Path) -> None:
-    for folder in (work / "clips", work / "images"):
-        for tmp in folder.glob(".*.tmp-*.npy"):
+    """Delete temporary files a killed run left behind (never complete, never used)."""
+    for folder in (work, work / "clips", work / "images"):
+        for tmp in folder.glob(".*.tmp-*"):
             tmp.unlink(missing_ok=True)
 
 
@@ -424,7 +425,8 @@ def extract(
         workers: processes decoding videos in parallel; default min(2, cpu count). Runs with
             fewer than POOL_MIN_CLIPS clips to cut stay in this process.
         overwrite: re-extract every clip, and allow new parameters in an existing WORK.
-        strict: stop with CohortError at the first bad row instead of skipping it.
+        strict: stop with CohortError at the first bad row instead of skipping it (a video
+            that fails to decode mid-run: the run finishes the others, then raises).
         external_centers: centers whose patients form the external test split.
         seed: the split seed (see thyrovid.splits).
 
@@ -468,6 +470,8 @@ def extract(
     if not plan.empty:
         plan = plan[~plan["row"].isin(failed)]
     _write_clips_csv(plan, work)
+    if strict and failed:
+        raise UserError(skipped[0])
     return ExtractReport(
         work_dir=str(work),
         rows=n_rows,

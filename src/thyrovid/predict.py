@@ -176,8 +176,8 @@ def predict_clips(
         run_dir: run folder written by ``thyrovid train`` (config.yaml + model.safetensors).
         work_dir: work folder written by ``thyrovid extract`` (clips.csv + cache).
         splits: which clips.csv splits to predict, e.g. ("val", "test").
-        device: torch device string for inference ("cpu", "cuda", "cuda:1"); under torchrun
-            the rank's own device is used instead.
+        device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"; under torchrun
+            "auto"/"cuda" mean each rank's own GPU (cuda:LOCAL_RANK).
         batch_size: clips per forward pass.
         tta: number of test-time views averaged per clip (1 = none).
 

@@ -344,7 +344,7 @@ def train(
         engine.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng_cpu"])
         start, best, bad_evals = state["epoch"] + 1, state["best_metric"], state["bad_evals"]
-    log_rows = _read_log(out / "log.csv", start - 1)
+    log_rows = _read_log(out / "log.csv", start)  # rows are numbered from 1
     writer = _tensorboard(config, out)
 
     for epoch in range(start, config.epochs):

@@ -15,7 +15,9 @@ def _range(text: str) -> tuple[int, int]:
     try:
         lo, hi = (int(v) for v in text.split(":"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--frames {text!r}: expected MIN:MAX, e.g. 44:72") from None
+        raise argparse.ArgumentTypeError(
+            f"--frames {text!r}: expected MIN:MAX, e.g. 44:72"
+        ) from None
     if not 8 <= lo <= hi <= 4126:
         raise argparse.ArgumentTypeError(f"--frames {text!r}: need 8 <= MIN <= MAX <= 4126")
     return lo, hi
@@ -35,18 +37,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created)")
     parser.add_argument("--patients", type=int, default=60, help="number of patients (default 60)")
     parser.add_argument("--seed", type=int, default=0, help="master seed; same seed, same bytes")
-    parser.add_argument("--centers", nargs="+", default=None, metavar="NAME",
-                        help="centers to use (default all: int_a int_b ext_c ext_d)")
-    parser.add_argument("--frames", type=_range, default=(44, 72), metavar="MIN:MAX",
-                        help="frames per video (default 44:72, up to 4126)")
-    parser.add_argument("--size", type=_size, default=None, metavar="H,W",
-                        help="base frame size; centers keep their relative sizes (default 240,320)")
-    parser.add_argument("--prevalence-internal", type=float, default=0.70,
-                        help="expected malignant fraction at internal centers (default 0.70)")
-    parser.add_argument("--prevalence-external", type=float, default=0.34,
-                        help="expected malignant fraction at external centers (default 0.34)")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                        help="worker processes (default min(2, CPUs)); output does not depend on it")
+    parser.add_argument(
+        "--centers",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="centers to use (default all: int_a int_b ext_c ext_d)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=_range,
+        default=(44, 72),
+        metavar="MIN:MAX",
+        help="frames per video (default 44:72, up to 4126)",
+    )
+    parser.add_argument(
+        "--size",
+        type=_size,
+        default=None,
+        metavar="H,W",
+        help="base frame size; centers keep their relative sizes (default 240,320)",
+    )
+    parser.add_argument(
+        "--prevalence-internal",
+        type=float,
+        default=0.70,
+        help="expected malignant fraction at internal centers (default 0.70)",
+    )
+    parser.add_argument(
+        "--prevalence-external",
+        type=float,
+        default=0.34,
+        help="expected malignant fraction at external centers (default 0.34)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="worker processes (default min(2, CPUs)); output does not depend on it",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -62,11 +91,16 @@ def run(args: argparse.Namespace) -> int:
     centers = None
     if args.centers:
         centers = tuple(c for item in args.centers for c in item.split(",") if c)
-    config = SynthConfig(patients=args.patients, seed=args.seed, centers=centers,
-                         frames=args.frames, size=args.size,
-                         prevalence_internal=args.prevalence_internal,
-                         prevalence_external=args.prevalence_external,
-                         workers=max(1, args.workers))
+    config = SynthConfig(
+        patients=args.patients,
+        seed=args.seed,
+        centers=centers,
+        frames=args.frames,
+        size=args.size,
+        prevalence_internal=args.prevalence_internal,
+        prevalence_external=args.prevalence_external,
+        workers=max(1, args.workers),
+    )
     if centers:
         from thyrovid.synth.profiles import select_centers
 

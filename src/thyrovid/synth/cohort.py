@@ -26,8 +26,19 @@ from thyrovid.synth import anatomy
 from thyrovid.synth.profiles import CenterProfile, select_centers
 from thyrovid.synth.video import NoduleTask, VideoPlan, render_nodule
 
-COHORT_COLUMNS = ["patient_id", "nodule_id", "video", "center", "label", "frame",
-                  "x0", "y0", "x1", "y1", "split"]
+COHORT_COLUMNS = [
+    "patient_id",
+    "nodule_id",
+    "video",
+    "center",
+    "label",
+    "frame",
+    "x0",
+    "y0",
+    "x1",
+    "y1",
+    "split",
+]
 
 
 @dataclass(frozen=True)
@@ -67,8 +78,12 @@ def plan_cohort(config: SynthConfig) -> tuple[pd.DataFrame, list[NoduleTask]]:
         truth: one row per nodule (ids, center, split, label, true_logit, p_malignant, features,
             TI-RADS points); tasks: one render task per nodule, in nodule order.
     """
-    centers = select_centers(list(config.centers) if config.centers else None, config.size,
-                             config.prevalence_internal, config.prevalence_external)
+    centers = select_centers(
+        list(config.centers) if config.centers else None,
+        config.size,
+        config.prevalence_internal,
+        config.prevalence_external,
+    )
     internal = [c for c in centers if not c.external]
     external = [c for c in centers if c.external]
     rng = _rng(config.seed, 1)
@@ -82,9 +97,15 @@ def plan_cohort(config: SynthConfig) -> tuple[pd.DataFrame, list[NoduleTask]]:
         n_nod = int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))
         pid = f"PH{i + 1:0{width}d}"
         for j in range(n_nod):
-            rows.append({"patient_id": pid, "nodule_id": f"{pid}_n{j + 1}", "center": center.name,
-                         "side": "left" if rng.random() < 0.5 else "right",
-                         "n_videos": int(rng.choice([1, 2, 3], p=[0.55, 0.3, 0.15]))})
+            rows.append(
+                {
+                    "patient_id": pid,
+                    "nodule_id": f"{pid}_n{j + 1}",
+                    "center": center.name,
+                    "side": "left" if rng.random() < 0.5 else "right",
+                    "n_videos": int(rng.choice([1, 2, 3], p=[0.55, 0.3, 0.15])),
+                }
+            )
     truth = pd.DataFrame(rows)
     truth = _draw_labels(truth, centers, config.seed)
     truth["split"] = assign_splits(truth, {c.name: c.external for c in centers}, config.seed)
@@ -98,8 +119,17 @@ def plan_cohort(config: SynthConfig) -> tuple[pd.DataFrame, list[NoduleTask]]:
             videos.append(VideoPlan(f"{row.nodule_id}_v{k + 1}", video_index, n_frames, k + 1))
             video_index += 1
         feats = {key: int(getattr(row, key)) for key in anatomy.FEATURE_KEYS}
-        tasks.append(NoduleTask(config.seed, n_idx, row.patient_id, row.nodule_id,
-                                by_name[row.center], feats, tuple(videos)))
+        tasks.append(
+            NoduleTask(
+                config.seed,
+                n_idx,
+                row.patient_id,
+                row.nodule_id,
+                by_name[row.center],
+                feats,
+                tuple(videos),
+            )
+        )
     return truth, tasks
 
 
@@ -122,8 +152,12 @@ def _draw_labels(truth: pd.DataFrame, centers: list[CenterProfile], seed: int) -
     return out
 
 
-def assign_splits(truth: pd.DataFrame, external: dict[str, bool], seed: int,
-                  fractions: tuple[float, float] = (0.70, 0.15)) -> pd.Series:
+def assign_splits(
+    truth: pd.DataFrame,
+    external: dict[str, bool],
+    seed: int,
+    fractions: tuple[float, float] = (0.70, 0.15),
+) -> pd.Series:
     """train/val/test (patient-grouped, stratified by patient label) or external, per nodule."""
     patients = truth.groupby("patient_id").agg(label=("label", "max"), center=("center", "first"))
     split = pd.Series("external", index=patients.index, dtype=object)
@@ -135,8 +169,8 @@ def assign_splits(truth: pd.DataFrame, external: dict[str, bool], seed: int,
         n_train = int(round(fractions[0] * len(ids)))
         n_val = int(round(fractions[1] * len(ids)))
         split[ids[:n_train]] = "train"
-        split[ids[n_train:n_train + n_val]] = "val"
-        split[ids[n_train + n_val:]] = "test"
+        split[ids[n_train : n_train + n_val]] = "val"
+        split[ids[n_train + n_val :]] = "test"
     return truth["patient_id"].map(split)
 
 
@@ -182,8 +216,9 @@ def synthesize(out_dir: str | os.PathLike, config: SynthConfig, progress: bool =
     for res in results:
         geo.append(res["geometry"])
         for r in res["key_frames"]:
-            rows.append({**r, "label": int(label_of[r["nodule_id"]]),
-                         "split": split_of[r["nodule_id"]]})
+            rows.append(
+                {**r, "label": int(label_of[r["nodule_id"]]), "split": split_of[r["nodule_id"]]}
+            )
     cohort = pd.DataFrame(rows, columns=COHORT_COLUMNS)
     truth = truth.merge(pd.DataFrame(geo), on="nodule_id", how="left")
     truth = truth.drop(columns=["n_videos"]).assign(
@@ -197,15 +232,24 @@ def synthesize(out_dir: str | os.PathLike, config: SynthConfig, progress: bool =
     _write_csv(truth, out / "truth.csv")
     readers_written = _write_readers(truth, out / "readers.csv", config.seed)
     summary = summarize(truth, cohort, results)
-    summary.update(out=str(out), seed=config.seed, readers_csv=readers_written,
-                   seconds=round(time.perf_counter() - start, 2))
+    summary.update(
+        out=str(out),
+        seed=config.seed,
+        readers_csv=readers_written,
+        seconds=round(time.perf_counter() - start, 2),
+    )
     return summary
 
 
 def _run_tasks(tasks: list[NoduleTask], out: Path, workers: int, progress: bool) -> list[dict]:
     """Render every nodule's videos (in parallel when workers > 1), results in nodule order."""
-    bar = tqdm(total=sum(len(t.videos) for t in tasks), desc="synth", unit="video",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=sum(len(t.videos) for t in tasks),
+        desc="synth",
+        unit="video",
+        disable=not progress,
+        leave=False,
+    )
     results: dict[int, dict] = {}
     if workers <= 1:
         for t in tasks:
@@ -261,9 +305,12 @@ def summarize(truth: pd.DataFrame, cohort: pd.DataFrame, results: list[dict]) ->
         }
     per_center = {}
     for name, sub in truth.groupby("center"):
-        per_center[name] = {"patients": int(sub["patient_id"].nunique()), "nodules": len(sub),
-                            "videos": int(sum(n_videos[n] for n in sub["nodule_id"])),
-                            "prevalence": round(float(sub["label"].mean()), 3)}
+        per_center[name] = {
+            "patients": int(sub["patient_id"].nunique()),
+            "nodules": len(sub),
+            "videos": int(sum(n_videos[n] for n in sub["nodule_id"])),
+            "prevalence": round(float(sub["label"].mean()), 3),
+        }
     overall = bayes_auroc(truth["label"].to_numpy(), truth["p_malignant"].to_numpy())
     return {
         "patients": int(truth["patient_id"].nunique()),

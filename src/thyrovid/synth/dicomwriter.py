@@ -59,15 +59,20 @@ def overlay(layout: Layout, profile: CenterProfile, header: str, colour: bool) -
     scale_c = (120, 255, 255) if colour else (200, 200, 200)
     ty = max(8, layout.y0 - 5)
     cv2.putText(img, header, (layout.x0, ty), font, scale, text_c, thick, cv2.LINE_AA)
-    right = [f"{profile.frequency_mhz:.0f}MHz", f"G{profile.gain_db:+.0f}",
-             f"DR{profile.dynamic_range_db:.0f}", f"{profile.fps:.0f}Hz"]
+    right = [
+        f"{profile.frequency_mhz:.0f}MHz",
+        f"G{profile.gain_db:+.0f}",
+        f"DR{profile.dynamic_range_db:.0f}",
+        f"{profile.fps:.0f}Hz",
+    ]
     line_h = max(9, int(13 * scale))
     for i, s in enumerate(right):
         y = layout.y0 + (i + 1) * line_h
         cv2.putText(img, s, (layout.x1 + 4, y), font, scale * 0.85, text_c, thick, cv2.LINE_AA)
     depth = f"{profile.depth_cm:.1f} cm"
-    cv2.putText(img, depth, (layout.x1 + 4, layout.y1 - 2), font, scale * 0.85, text_c, thick,
-                cv2.LINE_AA)
+    cv2.putText(
+        img, depth, (layout.x1 + 4, layout.y1 - 2), font, scale * 0.85, text_c, thick, cv2.LINE_AA
+    )
     # depth scale: a tick every 5 mm, longer every cm, just right of the region
     rh = layout.y1 - layout.y0
     px_per_mm = rh / (profile.depth_cm * 10.0)
@@ -76,12 +81,13 @@ def overlay(layout: Layout, profile: CenterProfile, header: str, colour: bool) -
         y = min(y, layout.y1 - 1)
         length = 5 if mm % 10 == 0 else 3
         cv2.line(img, (layout.x1 + 1, y), (layout.x1 + length, y), scale_c, 1)
-    img[layout.y0:layout.y1, layout.x0:layout.x1] = 0
+    img[layout.y0 : layout.y1, layout.x0 : layout.x1] = 0
     return img
 
 
-def compose(region_frames: np.ndarray, layout: Layout, annotations: np.ndarray, rgb: bool
-            ) -> np.ndarray:
+def compose(
+    region_frames: np.ndarray, layout: Layout, annotations: np.ndarray, rgb: bool
+) -> np.ndarray:
     """Place (T, h, w) region frames into full frames with annotations.
 
     Returns:
@@ -90,10 +96,10 @@ def compose(region_frames: np.ndarray, layout: Layout, annotations: np.ndarray, 
     n = len(region_frames)
     if rgb:
         out = np.broadcast_to(annotations, (n, *annotations.shape)).copy()
-        out[:, layout.y0:layout.y1, layout.x0:layout.x1] = region_frames[..., None]
+        out[:, layout.y0 : layout.y1, layout.x0 : layout.x1] = region_frames[..., None]
     else:
         out = np.broadcast_to(annotations[..., 0], (n, layout.height, layout.width)).copy()
-        out[:, layout.y0:layout.y1, layout.x0:layout.x1] = region_frames
+        out[:, layout.y0 : layout.y1, layout.x0 : layout.x1] = region_frames
     return out
 
 
@@ -107,9 +113,20 @@ def uid(seed: int, *parts: object) -> str:
     return f"2.25.{uuid.uuid5(uuid.NAMESPACE_URL, name).int}"
 
 
-def write_dicom(path: Path, frames: np.ndarray, layout: Layout, profile: CenterProfile, *,
-                seed: int, patient_id: str, patient_name: str, study_key: str, series_key: str,
-                series_number: int, study_date: str) -> None:
+def write_dicom(
+    path: Path,
+    frames: np.ndarray,
+    layout: Layout,
+    profile: CenterProfile,
+    *,
+    seed: int,
+    patient_id: str,
+    patient_name: str,
+    study_key: str,
+    series_key: str,
+    series_number: int,
+    study_date: str,
+) -> None:
     """Write one Ultrasound Multi-frame Image file atomically.
 
     Args:

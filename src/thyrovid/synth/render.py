@@ -64,16 +64,23 @@ class NoduleSlicer:
         spacing: pixel spacing, mm.
     """
 
-    def __init__(self, geom: NoduleGeometry, x: np.ndarray, y: np.ndarray, tex: np.ndarray,
-                 spacing: float):
+    def __init__(
+        self, geom: NoduleGeometry, x: np.ndarray, y: np.ndarray, tex: np.ndarray, spacing: float
+    ):
         a, b, _ = geom.axes
         self.geom, self.x, self.y, self.spacing = geom, x, y, spacing
         self.u, self.v = (x / a).astype(np.float32), (y / b).astype(np.float32)
         self.uv2 = self.u**2 + self.v**2
         self.theta = np.arctan2(self.u, -self.v)  # 0 = towards the probe, clockwise positive
-        self.harm = [(amp, np.cos(k * self.theta + ph).astype(np.float32),
-                      np.sin(k * self.theta + ph).astype(np.float32), tw)
-                     for k, amp, ph, tw in geom.harmonics]
+        self.harm = [
+            (
+                amp,
+                np.cos(k * self.theta + ph).astype(np.float32),
+                np.sin(k * self.theta + ph).astype(np.float32),
+                tw,
+            )
+            for k, amp, ph, tw in geom.harmonics
+        ]
         self.amp0 = (geom.level * (1.0 + 0.15 * tex)).astype(np.float32)
         if geom.rim:
             a0, a1 = geom.rim_arc
@@ -133,8 +140,15 @@ class NoduleSlicer:
         return inside, amp, mu, calc
 
 
-def _add_micro(field: np.ndarray, mask: np.ndarray, geom: NoduleGeometry, z: float,
-               col0: float, row0: float, spacing: float) -> None:
+def _add_micro(
+    field: np.ndarray,
+    mask: np.ndarray,
+    geom: NoduleGeometry,
+    z: float,
+    col0: float,
+    row0: float,
+    spacing: float,
+) -> None:
     """Add visible microcalcifications as coherent point reflectors (in place).
 
     col0/row0: pixel position of the nodule centre on `field`'s grid.
@@ -151,16 +165,22 @@ def _add_micro(field: np.ndarray, mask: np.ndarray, geom: NoduleGeometry, z: flo
         x0, y0 = int(np.floor(cx)) - 3, int(np.floor(cy)) - 3
         if x0 < 0 or y0 < 0 or x0 + 7 > w or y0 + 7 > h:
             continue
-        gy, gx = np.mgrid[y0:y0 + 7, x0:x0 + 7]
+        gy, gx = np.mgrid[y0 : y0 + 7, x0 : x0 + 7]
         blob = np.exp(-((gx - cx) ** 2 + (gy - cy) ** 2) / (2 * sig * sig)).astype(np.float32)
-        field[y0:y0 + 7, x0:x0 + 7, 0] += MICRO_AMPLITUDE * weight * blob
+        field[y0 : y0 + 7, x0 : x0 + 7, 0] += MICRO_AMPLITUDE * weight * blob
         if weight >= VISIBLE:
-            mask[y0:y0 + 7, x0:x0 + 7] |= blob >= 0.3
+            mask[y0 : y0 + 7, x0 : x0 + 7] |= blob >= 0.3
 
 
-def render_video(geom: NoduleGeometry, profile: CenterProfile, sweep: Sweep,
-                 region_hw: tuple[int, int], nodule_x_mm: float, field_seed: tuple[int, ...],
-                 rng: np.random.Generator) -> RenderedVideo:
+def render_video(
+    geom: NoduleGeometry,
+    profile: CenterProfile,
+    sweep: Sweep,
+    region_hw: tuple[int, int],
+    nodule_x_mm: float,
+    field_seed: tuple[int, ...],
+    rng: np.random.Generator,
+) -> RenderedVideo:
     """Render all frames of one clip.
 
     Args:
@@ -187,15 +207,18 @@ def render_video(geom: NoduleGeometry, profile: CenterProfile, sweep: Sweep,
     c_lo, c_hi = max(0, int(col0 - 1.45 * a / spacing)), min(wp, int(col0 + 1.45 * a / spacing) + 2)
     r_lo, r_hi = max(0, int(row0 - 1.45 * b / spacing)), min(hp, int(row0 + 1.45 * b / spacing) + 2)
     wx, wy = np.meshgrid(xs[c_lo:c_hi], ys[r_lo:r_hi] - geom.depth)
-    slicer = NoduleSlicer(geom, wx.astype(np.float32), wy.astype(np.float32),
-                          nod_tex[r_lo:r_hi, c_lo:c_hi], spacing)
+    slicer = NoduleSlicer(
+        geom, wx.astype(np.float32), wy.astype(np.float32), nod_tex[r_lo:r_hi, c_lo:c_hi], spacing
+    )
     sig_ax, sig_lat = psf_sigma_px(profile, spacing)
     norm = 2.0 * np.sqrt(np.pi * sig_ax * sig_lat) / np.sqrt(2.0)
     field_src = ScattererField(field_seed, (hp, wp), z0=-60.0)
     # display chain along depth (rows of the region): TGC residual error and a focal-zone lift
     depth_cm = (np.arange(hr) + 0.5) * spacing / 10.0
     focus_cm = geom.depth / 10.0
-    gain_db = profile.tgc_slope * (depth_cm - 2.0) + 2.0 * np.exp(-((depth_cm - focus_cm) ** 2) / 0.5)
+    gain_db = profile.tgc_slope * (depth_cm - 2.0) + 2.0 * np.exp(
+        -((depth_cm - focus_cm) ** 2) / 0.5
+    )
     depth_gain2 = (10.0 ** (gain_db / 10.0)).astype(np.float32)[:, None]
     noise2 = ((0.025 * 10.0 ** (0.6 * depth_cm / 4.0)) ** 2).astype(np.float32)[:, None]
     top_db = 22.0 - profile.gain_db
@@ -235,7 +258,7 @@ def render_video(geom: NoduleGeometry, profile: CenterProfile, sweep: Sweep,
         oy, ox = pad - int(sweep.dy[t]), pad - int(sweep.dx[t])
         crop = (slice(oy, oy + hr), slice(ox, ox + wr))
         k, ny, nx = rng.integers(0, 4), rng.integers(0, 8), rng.integers(0, 8)
-        noise = noise_pool[k, ny:ny + hr, nx:nx + wr]
+        noise = noise_pool[k, ny : ny + hr, nx : nx + wr]
         env2 = cv2.magnitude(field[crop][..., 0], field[crop][..., 1]) ** 2 * (norm * norm)
         env2 += (noise[..., 0] ** 2 + noise[..., 1] ** 2) * noise2
         env2 *= depth_gain2

@@ -36,8 +36,9 @@ def _smooth_noise(rng: np.random.Generator, n: int, sigma_frames: float) -> np.n
     return (x - x.mean()) / (x.std() + 1e-9)
 
 
-def make_sweep(rng: np.random.Generator, n_frames: int, half_length_mm: float,
-               spacing_mm: float) -> Sweep:
+def make_sweep(
+    rng: np.random.Generator, n_frames: int, half_length_mm: float, spacing_mm: float
+) -> Sweep:
     """Draw a sweep of `n_frames` across [-half_length, +half_length] mm of elevation.
 
     Args:
@@ -56,8 +57,11 @@ def make_sweep(rng: np.random.Generator, n_frames: int, half_length_mm: float,
         # back and forth: across, then part of the way back
         turn = rng.uniform(0.6, 0.75)
         back = end - (end - start) * rng.uniform(0.3, 0.6)
-        z = np.where(progress < turn, start + (end - start) * progress / turn,
-                     end + (back - end) * (progress - turn) / (1 - turn))
+        z = np.where(
+            progress < turn,
+            start + (end - start) * progress / turn,
+            end + (back - end) * (progress - turn) / (1 - turn),
+        )
         kind = "back_and_forth"
     else:
         z = start + (end - start) * progress

@@ -66,33 +66,67 @@ def render_nodule(task: NoduleTask, out: Path) -> dict:
         half = geom.axes[2] * rng.uniform(1.25, 1.5) + 1.0
         sweep = make_sweep(rng, plan.n_frames, half, spacing)
         nodule_x = rng.uniform(-3.0, 3.0)
-        video = render_video(geom, prof, sweep, (hr, wr), nodule_x, (task.seed, 17, task.index), rng)
+        video = render_video(
+            geom, prof, sweep, (hr, wr), nodule_x, (task.seed, 17, task.index), rng
+        )
         header = f"{task.patient_id}  THYROID {'R' if rng.random() < 0.5 else 'L'} TRANS"
         frames = compose(video.frames, layout, overlay(layout, prof, header, rgb), rgb)
         study_date = f"2024{1 + (int(pnum) % 12):02d}{1 + (int(pnum) % 28):02d}"
-        write_dicom(out / "videos" / f"{plan.video_id}.dcm", frames, layout, prof,
-                    seed=task.seed, patient_id=task.patient_id, patient_name=f"PHANTOM^{pnum}",
-                    study_key=task.patient_id, series_key=plan.video_id,
-                    series_number=plan.series_number, study_date=study_date)
+        write_dicom(
+            out / "videos" / f"{plan.video_id}.dcm",
+            frames,
+            layout,
+            prof,
+            seed=task.seed,
+            patient_id=task.patient_id,
+            patient_name=f"PHANTOM^{pnum}",
+            study_key=task.patient_id,
+            series_key=plan.video_id,
+            series_number=plan.series_number,
+            study_date=study_date,
+        )
         offset = np.array([layout.x0, layout.y0, layout.x0, layout.y0], np.int32)
         boxes = np.where(video.boxes >= 0, video.boxes + offset, -1).astype(np.int32)
         _write_masks(out / "masks" / f"{plan.video_id}.npz", video, layout, boxes, sweep.z, spacing)
         for frame, box in pick_key_frames(video, sweep.z, geom.axes[2], rng):
             x0, y0, x1, y1 = annotate(box + offset, layout, rng)
-            key_rows.append({"patient_id": task.patient_id, "nodule_id": task.nodule_id,
-                             "video": f"videos/{plan.video_id}.dcm", "center": prof.name,
-                             "frame": int(frame), "x0": x0, "y0": y0, "x1": x1, "y1": y1})
+            key_rows.append(
+                {
+                    "patient_id": task.patient_id,
+                    "nodule_id": task.nodule_id,
+                    "video": f"videos/{plan.video_id}.dcm",
+                    "center": prof.name,
+                    "frame": int(frame),
+                    "x0": x0,
+                    "y0": y0,
+                    "x1": x1,
+                    "y1": y1,
+                }
+            )
         videos.append({"video_id": plan.video_id, "n_frames": plan.n_frames, "sweep": sweep.kind})
     a, b, c = geom.axes
-    geometry = {"nodule_id": task.nodule_id, "width_mm": round(2 * a, 2),
-                "height_mm": round(2 * b, 2), "length_mm": round(2 * c, 2),
-                "depth_mm": round(geom.depth, 2), "echo_level": round(geom.level, 3)}
-    return {"nodule_id": task.nodule_id, "geometry": geometry, "videos": videos,
-            "key_frames": key_rows}
+    geometry = {
+        "nodule_id": task.nodule_id,
+        "width_mm": round(2 * a, 2),
+        "height_mm": round(2 * b, 2),
+        "length_mm": round(2 * c, 2),
+        "depth_mm": round(geom.depth, 2),
+        "echo_level": round(geom.level, 3),
+    }
+    return {
+        "nodule_id": task.nodule_id,
+        "geometry": geometry,
+        "videos": videos,
+        "key_frames": key_rows,
+    }
 
 
-def pick_key_frames(video: RenderedVideo, z: np.ndarray, c: float, rng: np.random.Generator,
-                    ) -> list[tuple[int, np.ndarray]]:
+def pick_key_frames(
+    video: RenderedVideo,
+    z: np.ndarray,
+    c: float,
+    rng: np.random.Generator,
+) -> list[tuple[int, np.ndarray]]:
     """1-10 (mostly 1-3) key frames near the sweep's pass through the nodule centre.
 
     Candidates: the plane within 0.3 of the elevational semi-axis of the centre and the cross
@@ -102,7 +136,9 @@ def pick_key_frames(video: RenderedVideo, z: np.ndarray, c: float, rng: np.rando
         [(frame index, region box (4,) int32)], sorted by frame.
     """
     n = len(z)
-    good = (np.abs(z) <= 0.3 * c) & (video.area >= 0.7 * video.area.max()) & (video.boxes[:, 0] >= 0)
+    good = (
+        (np.abs(z) <= 0.3 * c) & (video.area >= 0.7 * video.area.max()) & (video.boxes[:, 0] >= 0)
+    )
     cand = np.flatnonzero(good)
     if cand.size == 0:
         cand = np.array([int(np.argmax(video.area))])
@@ -124,8 +160,9 @@ def annotate(box: np.ndarray, layout, rng: np.random.Generator) -> tuple[int, in
     return int(x0), int(y0), int(x1), int(y1)
 
 
-def _write_masks(path: Path, video: RenderedVideo, layout, boxes: np.ndarray, z: np.ndarray,
-                 spacing: float) -> None:
+def _write_masks(
+    path: Path, video: RenderedVideo, layout, boxes: np.ndarray, z: np.ndarray, spacing: float
+) -> None:
     """masks/<video_id>.npz: calc, micro (T, H, W) bool in frame pixels; boxes (T, 4) int32
     (frame pixels, -1 = nodule not in plane); elevation_mm (T,); region (4,); spacing_mm.
 

@@ -82,8 +82,9 @@ def nodule_geometry(features: dict, rng: np.random.Generator) -> NoduleGeometry:
         ks = list(rng.choice([3, 4, 5], 2, replace=False))
         amps, edge = list(rng.uniform(0.07, 0.13, 2)), 0.04
     else:  # irregular / extrathyroidal: angular, spiculated
-        ks = [3, 5, 8, 11, 13]
-        amps, edge = [0.07, 0.06, 0.05, 0.04, 0.035], 0.04
+        ks = list(range(2, 15))  # a random jagged outline: many harmonics, decaying as k^-0.8
+        amps = list(rng.uniform(0.3, 1.0, len(ks)) * 0.13 * np.array(ks, float) ** -0.8)
+        edge = 0.04
         if margin == 4:
             depth = b + rng.uniform(5.5, 6.5)  # abuts and breaches the anterior capsule
     harmonics = np.array(
@@ -98,7 +99,9 @@ def nodule_geometry(features: dict, rng: np.random.Generator) -> NoduleGeometry:
     cysts = np.zeros((n_cyst, 4))
     if n_cyst:
         cysts[:, :3] = _points_in_ball(rng, n_cyst, 0.6)
-        cysts[:, 3] = rng.uniform(0.08, 0.15, n_cyst) if comp == 0 else rng.uniform(0.25, 0.4, n_cyst)
+        cysts[:, 3] = (
+            rng.uniform(0.08, 0.15, n_cyst) if comp == 0 else rng.uniform(0.25, 0.4, n_cyst)
+        )
     n_micro = int(features["n_micro"])
     micro = np.zeros((n_micro, 4))
     if n_micro:
@@ -116,13 +119,34 @@ def nodule_geometry(features: dict, rng: np.random.Generator) -> NoduleGeometry:
     arc = (-rng.uniform(1.2, 2.2), rng.uniform(1.2, 2.2)) if rim else (0.0, 0.0)
     gaps = rng.uniform(arc[0] + 0.3, arc[1] - 0.3, 2) if rim == 2 else np.zeros(0)
     lobe_half = max(rng.uniform(11.0, 15.0), a + 2.5)
-    lobe = (rng.uniform(-2.0, 2.0), lobe_half, min(rng.uniform(7.0, 8.5), depth - b - 0.8),
-            max(rng.uniform(27.0, 31.0), depth + b + 2.0))
+    lobe = (
+        rng.uniform(-2.0, 2.0),
+        lobe_half,
+        min(rng.uniform(7.0, 8.5), depth - b - 0.8),
+        max(rng.uniform(27.0, 31.0), depth + b + 2.0),
+    )
     side = 1 if rng.random() < 0.5 else -1
-    carotid = (side * (lobe_half + rng.uniform(3.0, 6.0)), lobe[3] - rng.uniform(6.0, 10.0),
-               rng.uniform(3.0, 4.0))
-    return NoduleGeometry(depth, (a, b, c), harmonics, edge, level, halo, cysts, micro, macro,
-                          rim, arc, gaps, lobe, carotid)
+    carotid = (
+        side * (lobe_half + rng.uniform(3.0, 6.0)),
+        lobe[3] - rng.uniform(6.0, 10.0),
+        rng.uniform(3.0, 4.0),
+    )
+    return NoduleGeometry(
+        depth,
+        (a, b, c),
+        harmonics,
+        edge,
+        level,
+        halo,
+        cysts,
+        micro,
+        macro,
+        rim,
+        arc,
+        gaps,
+        lobe,
+        carotid,
+    )
 
 
 class ScattererField:
@@ -132,8 +156,13 @@ class ScattererField:
     (seed, k), so any slice can be rebuilt on demand, identically, in any order.
     """
 
-    def __init__(self, seed: tuple[int, ...], shape: tuple[int, int], z0: float,
-                 pitch: float = ELEVATION_PITCH_MM):
+    def __init__(
+        self,
+        seed: tuple[int, ...],
+        shape: tuple[int, int],
+        z0: float,
+        pitch: float = ELEVATION_PITCH_MM,
+    ):
         self.seed, self.shape, self.z0, self.pitch = tuple(seed), shape, z0, pitch
         self._cache: dict[int, np.ndarray] = {}
 

@@ -1,0 +1,494 @@
+"""`thyrovid predict`: P(malignant) for a NEW video and the clinician's box(es), one call.
+
+    thyrovid predict RUN VIDEO --frame 40 --box 120,80,200,150 [--frame K --box ...] [--cam OUT]
+    thyrovid predict RUN --boxes boxes.csv [--json]       (rows: video, frame, x0, y0, x1, y1)
+
+Each (key frame, box) pair is cut exactly as `thyrovid extract` cuts a cohort row, with the
+parameters the run was trained on (frames, size, expand; see `run_preprocessing`): the same
+window (`clip_window`, `window_indices`), the same box expansion clamped to the imaging region
+(`expand_box`), the same grey conversion and resize (`to_gray`, `resize_crop`) and the same
+normalisation (`to_model_input`). So a clip of a cohort video gets here the probability that
+`thyrovid evaluate` gives it.
+
+The clip probabilities of a video are soft-voted (mean, `thyrovid.predict.soft_vote`) into one
+video P(malignant). The decision uses the run's threshold from RUN/metrics.json (chosen by
+`thyrovid evaluate` on the validation patients), or `--threshold`; without either there is
+no decision. Outputs never contain DICOM identifiers: only the path the user gave.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from thyrovid.errors import UserError
+
+HELP = "P(malignant) for new videos + boxes, with Grad-CAM heatmaps"
+DEFAULT_EXPAND = 1.5  # `thyrovid extract --expand` default (the paper's 1.5x box)
+BOX_COLUMNS = ("video", "frame", "x0", "y0", "x1", "y1")
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How clips are cut for a run: what `thyrovid extract` used for its training data.
+
+    Attributes:
+        frames: clip length T (frames).
+        size: clip height = width (pixels).
+        expand: box expansion about its centre.
+        dims: 3 (clip (T, size, size)) or 2 (key-frame image (size, size)).
+        source: where the values come from (for the user).
+    """
+
+    frames: int
+    size: int
+    expand: float
+    dims: int
+    source: str
+
+
+def _read_extract_json(work: Path) -> dict | None:
+    path = work / "extract.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+
+
+def run_preprocessing(
+    run_dir: str | os.PathLike,
+    config,
+    work_dir: str | os.PathLike | None = None,
+    expand: float | None = None,
+) -> tuple[Preprocessing, list[str]]:
+    """The extract parameters of a run, and notes on how they were found.
+
+    Looked up in this order: `work_dir`/extract.json (given by the user); config.yaml
+    `meta.extract` ({frames, size, expand}); config.yaml `meta.work_dir`/extract.json; else
+    frames and size from `meta.input_shape` and expand = 1.5 (extract's default), with a note.
+    `expand` overrides the expansion found. The frames and size must match the network input.
+
+    Returns:
+        (Preprocessing, notes: list of one-line remarks for the user).
+    """
+    from thyrovid.config import read_yaml
+
+    run_dir = Path(run_dir)
+    meta = read_yaml(run_dir / "config.yaml").get("meta") or {}
+    shape = list(meta.get("input_shape") or [])
+    notes: list[str] = []
+    params, source = None, None
+    if work_dir is not None:
+        params = _read_extract_json(Path(work_dir))
+        if params is None:
+            raise UserError(f"{Path(work_dir) / 'extract.json'}: not found; is it a work folder?")
+        source = f"{Path(work_dir) / 'extract.json'}"
+    elif isinstance(meta.get("extract"), dict):
+        params, source = meta["extract"], f"{run_dir / 'config.yaml'} meta.extract"
+    elif meta.get("work_dir"):
+        work = Path(meta["work_dir"])
+        work = work if work.is_absolute() else run_dir / work
+        params = _read_extract_json(work)
+        source = f"{work / 'extract.json'}" if params else None
+    if params is None:
+        if not shape:
+            raise UserError(
+                f"{run_dir / 'config.yaml'}: records neither the extract parameters nor the "
+                "input shape; pass --work WORK (the folder the run was trained on)"
+            )
+        params = {"frames": shape[1] if len(shape) == 4 else 1, "size": shape[-1]}
+        source = f"{run_dir / 'config.yaml'} meta.input_shape"
+        notes.append(
+            f"the run does not record its box expansion; assuming {DEFAULT_EXPAND} "
+            "(pass --expand or --work WORK if it was extracted otherwise)"
+        )
+    dims = int(config.dims)
+    frames = int(params.get("frames", config.input_frames or 0))
+    size = int(params["size"])
+    value = float(expand if expand is not None else params.get("expand", DEFAULT_EXPAND))
+    if not value > 0:
+        raise UserError(f"--expand must be > 0, got {value}")
+    if expand is not None:
+        source += f"; expand {value} from --expand"
+    if shape and (shape[-1] != size or (dims == 3 and len(shape) == 4 and shape[1] != frames)):
+        raise UserError(
+            f"{source}: frames={frames}, size={size} do not match the network input "
+            f"{shape} of {run_dir}; pass the work folder it was trained on with --work"
+        )
+    if dims == 3 and config.input_frames and int(config.input_frames) != frames:
+        raise UserError(f"{source}: frames={frames} but the run expects {config.input_frames}")
+    return Preprocessing(frames, size, value, dims, source), notes
+
+
+def run_threshold(run_dir: str | os.PathLike) -> tuple[float | None, str]:
+    """The run's decision threshold on P(malignant) from RUN/metrics.json, and its source."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        return None, f"no threshold: {path} not found (run `thyrovid evaluate`, or --threshold)"
+    try:
+        block = json.loads(path.read_text()).get("threshold") or {}
+        value = float(block["value"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, f"no threshold: {path} has no threshold.value"
+    return value, f"{path.name}: {block.get('source', 'evaluate')}"
+
+
+def parse_box(text: str) -> Box:
+    """"x0,y0,x1,y1" (pixels, x1/y1 exclusive) -> 4 floats; malformed -> UserError."""
+    try:
+        box = tuple(float(v) for v in str(text).replace(" ", "").split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise UserError(f"box {text!r}: expected x0,y0,x1,y1 in pixels, e.g. 120,80,200,150")
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise UserError(f"box {text!r}: need x1 > x0 and y1 > y0 (x1/y1 exclusive)")
+    return box  # type: ignore[return-value]
+
+
+def _bounds(info) -> tuple[int, int, int, int]:
+    """The region a box may grow into: the ultrasound region clamped to the frame (as extract)."""
+    b = info.region or (0, 0, info.width, info.height)
+    return (max(b[0], 0), max(b[1], 0), min(b[2], info.width), min(b[3], info.height))
+
+
+def plan_clip(video_name: str, info, frame: int, box: Box, prep: Preprocessing) -> dict:
+    """Window and ROI of one (key frame, box) pair, exactly as extract plans a cohort row.
+
+    Returns:
+        dict frame, box, roi (x0, y0, x1, y1 ints), first_frame, n_frames (real), pad_before,
+        indices (the T video frames of the window; [frame] for a 2D run).
+    """
+    from thyrovid.cohort import box_problem
+    from thyrovid.extract import clip_window, expand_box, window_indices
+
+    if not float(frame).is_integer() or not 0 <= int(frame) < info.n_frames:
+        raise UserError(
+            f"{video_name}: key frame {frame} out of range (video has {info.n_frames} frames, "
+            "0-based)"
+        )
+    frame = int(frame)
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        raise UserError(f"{video_name}: box {list(box)}: need x1 > x0 and y1 > y0")
+    why = box_problem(box, info.width, info.height)
+    if why:
+        raise UserError(f"{video_name}: {why}")
+    roi = expand_box(box, prep.expand, _bounds(info))
+    if roi is None:
+        raise UserError(f"{video_name}: box {list(box)} is outside the imaging region")
+    first, n_real, pad = clip_window(frame, info.n_frames, prep.frames)
+    indices = window_indices(first, n_real, pad, prep.frames) if prep.dims == 3 else [frame]
+    return {"frame": frame, "box": [float(v) for v in box], "roi": [int(v) for v in roi],
+            "first_frame": first, "n_frames": n_real, "pad_before": pad, "indices": indices}  # fmt: skip
+
+
+def cut_clips(video_path: str | os.PathLike, pairs: Sequence[tuple[int, Box]], prep: Preprocessing):
+    """Cut every (key frame, box) pair of one video, decoding each needed frame once.
+
+    Returns:
+        (x, plans): x uint8 (N, T, size, size) for a 3D run or (N, size, size) for a 2D run;
+        plans: one `plan_clip` dict per pair (without `indices`).
+    """
+    from thyrovid.extract import CHUNK, resize_crop
+    from thyrovid.io import open_video, to_gray
+
+    if not pairs:
+        raise UserError(f"{video_path}: no key frame and box given (--frame K --box x0,y0,x1,y1)")
+    name = str(video_path)
+    with open_video(video_path) as video:
+        plans = [plan_clip(name, video.info, f, b, prep) for f, b in pairs]
+        needed = sorted({i for p in plans for i in p["indices"]})
+        crops: list[dict[int, np.ndarray]] = [{} for _ in plans]
+        for start in range(0, len(needed), CHUNK):
+            chunk = needed[start : start + CHUNK]
+            block = video.frames(chunk)  # (N, H, W, C) uint8
+            for plan, store in zip(plans, crops):
+                x0, y0, x1, y1 = plan["roi"]
+                want = set(plan["indices"])
+                for j in (j for j, fi in enumerate(chunk) if fi in want):
+                    store[chunk[j]] = resize_crop(to_gray(block[j, y0:y1, x0:x1]), prep.size)
+    x = np.stack([np.stack([s[i] for i in p.pop("indices")]) for p, s in zip(plans, crops)])
+    return (x if prep.dims == 3 else x[:, 0]), plans
+
+
+class Predictor:
+    """A loaded run, ready to predict videos (load once, predict many: used by `serve`).
+
+    Args:
+        run_dir: run folder from `thyrovid train`.
+        device: torch device ("cpu", "cuda", "cuda:1", "auto").
+        work_dir: the work folder the run was trained on (for its extract.json), when the run
+            does not record it.
+        expand: override the box expansion.
+        threshold: decision threshold on P(malignant); default the run's (metrics.json).
+        tta: test-time views per clip, as in `thyrovid evaluate --tta`.
+    """
+
+    def __init__(self, run_dir, device="cpu", work_dir=None, expand=None, threshold=None, tta=1):
+        import torch
+
+        from thyrovid.train import load_run
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.run_dir, self.device, self.tta = Path(run_dir), str(device), int(tta)
+        if self.tta < 1:
+            raise UserError("--tta must be >= 1")
+        self.model, self.config = load_run(self.run_dir, device=self.device)
+        self.prep, self.notes = run_preprocessing(self.run_dir, self.config, work_dir, expand)
+        if threshold is not None:
+            if not 0.0 <= threshold <= 1.0:
+                raise UserError(f"--threshold must be in [0, 1], got {threshold}")
+            self.threshold, self.threshold_source = float(threshold), "--threshold"
+        else:
+            self.threshold, self.threshold_source = run_threshold(self.run_dir)
+
+    def clip_probs(self, x: np.ndarray) -> np.ndarray:
+        """uint8 clips (N, T, S, S) or images (N, S, S) -> (N,) float64 P(malignant)."""
+        import torch
+
+        from thyrovid.data import to_model_input
+        from thyrovid.predict import tta_views
+
+        batch = to_model_input(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device))
+        with torch.inference_mode():
+            views = tta_views(batch, self.tta)
+            probs = [torch.sigmoid(self.model(v)[:, 0].float()).cpu().numpy() for v in views]
+        return np.mean(probs, axis=0).astype(np.float64)
+
+    def cams(self, x: np.ndarray) -> list:
+        """Grad-CAM (`thyrovid.explain.grad_cam`) of each clip -> list of CamResult."""
+        import torch
+
+        from thyrovid.data import to_model_input
+        from thyrovid.explain import grad_cam
+
+        batch = to_model_input(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device))
+        with warnings.catch_warnings():  # explain converts a grad-requiring logit to float
+            warnings.simplefilter("ignore", UserWarning)
+            return grad_cam(self.model, batch)
+
+    def predict(self, video_path, pairs: Sequence[tuple[int, Box]], cam=False, cam_dir=None):
+        """Predict one video; see `predict_video` for the result."""
+        from thyrovid.predict import soft_vote
+
+        x, plans = cut_clips(video_path, pairs, self.prep)
+        probs = self.clip_probs(x)
+        for plan, p in zip(plans, probs):
+            plan["prob"] = float(p)
+        table = _vote_table(plans)
+        voted = soft_vote(table)
+        prob = float(voted.loc[voted["level"] == "video", "prob"].iloc[0])
+        decision = None
+        if self.threshold is not None:
+            decision = "malignant" if prob >= self.threshold else "benign"
+        result = {
+            "video": str(video_path),
+            "run": self.run_dir.name,
+            "model": {"arch": self.config.arch, "dims": int(self.config.dims)},
+            "preprocessing": asdict(self.prep),
+            "clips": plans,
+            "prob": prob,
+            "vote": f"mean of {len(plans)} clip probabilities",
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "decision": decision,
+            "notes": list(self.notes),
+        }
+        if cam or cam_dir is not None:
+            self._add_cams(result, x, video_path, cam_dir)
+        return result
+
+    def _add_cams(self, result: dict, x: np.ndarray, video_path, cam_dir) -> None:
+        from thyrovid.explain import _write_avi, _write_png, montage, overlay
+
+        clips = x if x.ndim == 4 else x[:, None]
+        for plan, clip, res in zip(result["clips"], clips, self.cams(x)):
+            cam3 = res.cam if res.cam.ndim == 3 else res.cam[None]
+            plan["montage"] = montage(clip, cam3)  # (2S, nS, 3) uint8 RGB, not JSON
+            if cam_dir is not None:
+                out = Path(cam_dir)
+                out.mkdir(parents=True, exist_ok=True)
+                stem = f"{Path(video_path).stem}_f{plan['frame']:05d}"
+                _write_png(out / f"{stem}.png", plan["montage"])
+                plan["cam_png"] = str(out / f"{stem}.png")
+                if clip.shape[0] > 1:
+                    _write_avi(out / f"{stem}.avi", overlay(clip, cam3))
+                    plan["cam_avi"] = str(out / f"{stem}.avi")
+
+
+def _vote_table(plans: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame({
+        "clip_id": [f"f{p['frame']:05d}_{i}" for i, p in enumerate(plans)],
+        "patient_id": "video", "nodule_id": "video", "video_id": "video", "center": "",
+        "split": "", "label": 0, "prob": [p["prob"] for p in plans],
+    })  # fmt: skip
+
+
+def predict_video(
+    run_dir: str | os.PathLike,
+    video_path: str | os.PathLike,
+    boxes: Sequence[tuple[int, Box]],
+    cam: bool = False,
+    device: str = "cpu",
+    work_dir: str | os.PathLike | None = None,
+    threshold: float | None = None,
+    cam_dir: str | os.PathLike | None = None,
+    tta: int = 1,
+) -> dict:
+    """P(malignant) of one new video from its labelled key frames.
+
+    Args:
+        run_dir: run folder from `thyrovid train` (and `evaluate`, for the threshold).
+        video_path: any video `thyrovid.io.open_video` reads (DICOM, AVI/MP4, frame folder).
+        boxes: (key frame, (x0, y0, x1, y1)) pairs: 0-based frame, box in pixels of the
+            original frame, x1/y1 exclusive.
+        cam: also compute Grad-CAM; each clip dict then holds `montage` (uint8 RGB array).
+        device: torch device.
+        work_dir: the run's work folder (only needed when the run does not record it).
+        threshold: override the run's decision threshold.
+        cam_dir: write `<video stem>_f<frame>.png` (montage) and `.avi` (heatmap video) here.
+        tta: test-time views per clip.
+
+    Returns:
+        dict video, run, model, preprocessing, clips (per pair: frame, box, roi, first_frame,
+        n_frames, pad_before, prob), prob (video P(malignant), mean over clips), vote,
+        threshold (or None), threshold_source, decision ("malignant"/"benign"/None), notes.
+
+    Raises:
+        UserError / VideoError: unreadable video, key frame out of range, bad box.
+    """
+    predictor = Predictor(run_dir, device, work_dir=work_dir, threshold=threshold, tta=tta)
+    return predictor.predict(video_path, boxes, cam=cam, cam_dir=cam_dir)
+
+
+def to_json(result: dict) -> dict:
+    """A prediction result without its arrays (the Grad-CAM montages), ready for json.dumps."""
+    out = {k: v for k, v in result.items() if k != "clips"}
+    out["clips"] = [{k: v for k, v in c.items() if not isinstance(v, np.ndarray)}
+                    for c in result["clips"]]  # fmt: skip
+    return out
+
+
+def read_boxes_csv(path: str | os.PathLike, video: str | None = None) -> dict[str, list]:
+    """Key frames and boxes from a cohort.csv-like file, grouped by video.
+
+    Args:
+        path: CSV with columns video, frame, x0, y0, x1, y1 (others ignored); video paths
+            relative to the CSV's folder.
+        video: keep only the rows of this video (matched by resolved path).
+
+    Returns:
+        {video path (as resolved): [(frame, box), ...]} in file order.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: boxes file not found")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in BOX_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    out: dict[str, list] = {}
+    want = str(Path(video).resolve()) if video else None
+    for row, rec in enumerate(df.to_dict("records"), start=2):
+        vid = Path(rec["video"])
+        vid = vid if vid.is_absolute() else path.parent / vid
+        if want and str(vid.resolve()) != want:
+            continue
+        try:
+            frame = int(rec["frame"])
+            box = parse_box(",".join(rec[k] for k in ("x0", "y0", "x1", "y1")))
+        except (ValueError, UserError) as exc:
+            raise UserError(f"{path}: row {row}: {exc}") from None
+        out.setdefault(str(vid), []).append((frame, box))
+    if not out:
+        raise UserError(f"{path}: no rows" + (f" for video {video}" if video else ""))
+    return out
+
+
+def add_arguments(parser) -> None:
+    """The `thyrovid predict` arguments."""
+    parser.add_argument("run", help="run folder written by `thyrovid train`")
+    parser.add_argument("video", nargs="?", help="video (DICOM, AVI/MP4, frame folder)")
+    parser.add_argument("--frame", type=int, action="append", default=[], metavar="K",
+                        help="key frame (0-based); repeat, one per --box")  # fmt: skip
+    parser.add_argument("--box", action="append", default=[], metavar="x0,y0,x1,y1",
+                        help="nodule box on that frame, pixels, x1/y1 exclusive")  # fmt: skip
+    parser.add_argument("--boxes", metavar="CSV", help="rows: video, frame, x0, y0, x1, y1")
+    parser.add_argument("--cam", metavar="OUT_DIR", help="write Grad-CAM PNG + AVI per clip")
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
+    parser.add_argument("--work", help="the run's work folder (if the run does not record it)")
+    parser.add_argument("--expand", type=float, help="override the box expansion")
+    parser.add_argument("--threshold", type=float, help="override the run's threshold")
+    parser.add_argument("--tta", type=int, default=1, help="test-time views per clip")
+
+
+def _jobs(args) -> dict[str, list]:
+    if len(args.frame) != len(args.box):
+        raise UserError(f"give one --frame per --box (got {len(args.frame)} and {len(args.box)})")
+    jobs: dict[str, list] = {}
+    if args.boxes:
+        jobs = read_boxes_csv(args.boxes, args.video)
+    if args.box:
+        if not args.video:
+            raise UserError("--box needs a VIDEO argument")
+        pairs = [(f, parse_box(b)) for f, b in zip(args.frame, args.box)]
+        jobs.setdefault(args.video, []).extend(pairs)
+    if not jobs:
+        raise UserError("nothing to predict: give VIDEO --frame K --box x0,y0,x1,y1, or --boxes")
+    return jobs
+
+
+def _line(r: dict) -> str:
+    call = r["decision"] or "no decision"
+    thr = f"threshold {r['threshold']:.4f}" if r["threshold"] is not None else "no threshold"
+    clips = ", ".join(f"frame {c['frame']}: {c['prob']:.4f}" for c in r["clips"])
+    return f"{r['video']}: P(malignant) = {r['prob']:.4f} -> {call} ({thr}; {clips})"
+
+
+def run(args) -> int:
+    """Predict each video; one line each (or JSON); a bad video is skipped with one line."""
+    jobs = _jobs(args)
+    predictor = Predictor(args.run, args.device, args.work, args.expand, args.threshold, args.tta)
+    results, skipped = [], []
+    for video, pairs in jobs.items():
+        try:
+            results.append(to_json(predictor.predict(video, pairs, cam_dir=args.cam)))
+        except UserError as exc:
+            if len(jobs) == 1:
+                raise
+            skipped.append(str(exc))
+            print(f"skipped: {exc}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results[0] if len(jobs) == 1 else results, indent=2))
+    else:
+        for r in results:
+            print(_line(r))
+        if results:
+            print(f"threshold source: {results[0]['threshold_source']}")
+    for note in predictor.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if skipped:
+        print(f"{len(skipped)} of {len(jobs)} video(s) skipped", file=sys.stderr)
+    return 0 if results else 2

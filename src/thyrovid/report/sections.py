@@ -1,0 +1,352 @@
+"""The sections of the HTML report, one builder per kind of input (see `thyrovid.report.html`).
+
+Every builder reads only the columns and keys it shows, so that a column a user carried along
+(a name, an accession number) can never reach the page. Files that cannot be read are left out
+with one line each, collected in ``skipped`` and shown in the footer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from thyrovid.report.html import Section, ci, esc, figure, num, para, table
+
+SPLIT_ORDER = ("train", "val", "test", "external")
+METRIC_ROWS = (
+    ("AUROC (95% CI)", "auroc"),
+    ("Accuracy", "accuracy"),
+    ("Sensitivity", "sensitivity"),
+    ("Specificity", "specificity"),
+    ("PPV", "ppv"),
+    ("NPV", "npv"),
+    ("F1", "f1"),
+    ("Kappa", "kappa"),
+)
+CONFIG_ROWS = (
+    ("Architecture", "arch"), ("Dimensions", "dims"), ("Width multiplier", "width"),
+    ("Frames per clip", "input_frames"), ("Epochs", "epochs"), ("Batch size", "batch_size"),
+    ("Learning rate (Adam)", "lr"), ("Adam betas", "betas"), ("Weight decay", "weight_decay"),
+    ("Dropout", "dropout"), ("LR schedule", "schedule"), ("Early-stopping patience", "patience"),
+    ("Class balancing", "balance"), ("Augmentation", "augment"), ("Attention block", "attention"),
+    ("Mixed precision", "amp"), ("Checkpoint chosen on", "val_level"), ("Seed", "seed"),
+)  # fmt: skip
+TRAIN_FLAGS = {"arch": "--arch", "dims": "--dims", "width": "--width", "epochs": "--epochs",
+               "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed"}  # fmt: skip
+CAM_COLUMNS = ("clip_id", "label", "prob", "energy_in_mask", "mask_fraction", "energy_ratio",
+               "pointing_hit")  # fmt: skip
+MAX_MONTAGES = 24
+
+
+@dataclass
+class Run:
+    """What the report uses of one run folder; parts that are missing or unreadable are None."""
+
+    path: Path
+    config: dict
+    log: pd.DataFrame | None
+    metrics: dict | None
+    predictions: pd.DataFrame | None
+
+    @property
+    def name(self) -> str:
+        from thyrovid.compare import DISPLAY_NAMES
+
+        arch, dims = self.config.get("arch"), self.config.get("dims")
+        if not arch:
+            return self.path.name
+        pretty = DISPLAY_NAMES.get(str(arch), str(arch))
+        return f"{dims}D {pretty} ({self.path.name})" if dims else f"{pretty} ({self.path.name})"
+
+
+def _read(path: Path, skipped: list[str], reader):
+    """reader(path), or None (missing file) / None plus a line in ``skipped`` (unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        return reader(path)
+    except (OSError, ValueError, yaml.YAMLError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        skipped.append(f"{path}: cannot read ({type(exc).__name__}: {exc})".splitlines()[0])
+        return None
+
+
+def load_run(path: Path, skipped: list[str]) -> Run:
+    config = _read(path / "config.yaml", skipped, lambda p: yaml.safe_load(p.read_text()))
+    pred_cols = {"level", "split", "label", "prob"}
+    return Run(
+        path=path,
+        config=config if isinstance(config, dict) else {},
+        log=_read(path / "log.csv", skipped, pd.read_csv),
+        metrics=_read(path / "metrics.json", skipped, lambda p: json.loads(p.read_text())),
+        predictions=_read(path / "predictions.csv", skipped,
+                          lambda p: pd.read_csv(p, usecols=lambda c: c in pred_cols)),
+    )  # fmt: skip
+
+
+def find_work(run: Run) -> Path | None:
+    """The run's work folder: config meta.work_dir / work_dir, else metrics.json work_dir."""
+    meta = run.config.get("meta") or {}
+    for w in (
+        meta.get("work_dir"),
+        run.config.get("work_dir"),
+        (run.metrics or {}).get("work_dir"),
+    ):
+        if not w:
+            continue
+        w = Path(str(w))
+        here = [w] if w.is_absolute() else [run.path / w, run.path.parent / w,
+                                            run.path.parent.parent / w, Path.cwd() / w]  # fmt: skip
+        for cand in here:
+            if (cand / "clips.csv").is_file():
+                return cand.resolve()
+    return None
+
+
+def show(path: Path, base: Path) -> str:
+    """A path relative to the report's folder; outside it, only the last part (no home dirs)."""
+    try:
+        rel = os.path.relpath(Path(path).resolve(), Path(base).resolve())
+    except ValueError:
+        rel = ".."
+    return rel if not rel.startswith("..") else Path(path).name
+
+
+def _splits(names) -> list[str]:
+    names = list(dict.fromkeys(str(n) for n in names))
+    return [s for s in SPLIT_ORDER if s in names] + [s for s in names if s not in SPLIT_ORDER]
+
+
+# --------------------------------------------------------------------------- cohort
+
+
+def cohort_table(clips: pd.DataFrame) -> str:
+    """Counts per split: centers, patients, malignant patients, prevalence, nodules, videos, clips."""
+    clips = clips.assign(label=pd.to_numeric(clips["label"], errors="coerce"))
+    rows = []
+    for split in _splits(clips["split"]) + ["all"]:
+        s = clips if split == "all" else clips[clips["split"] == split]
+        pat = s.groupby("patient_id")["label"].max()
+        count = {c: (s[c].nunique() if c in s.columns else "NA")
+                 for c in ("center", "nodule_id", "video_id")}  # fmt: skip
+        prev = pat.mean() if len(pat) else None
+        rows.append([split, count["center"], len(pat), int(pat.sum()), num(prev),
+                     count["nodule_id"], count["video_id"], len(s)])  # fmt: skip
+    head = ["Split", "Centers", "Patients", "Malignant patients", "Prevalence", "Nodules",
+            "Videos", "Clips"]  # fmt: skip
+    return table(head, rows)
+
+
+def bayes_table(truth: pd.DataFrame) -> str:
+    """The phantom's best achievable AUROC per split, at nodule and at patient level.
+
+    The generator's own P(malignant) is the Bayes-optimal score; a patient is malignant when any
+    of its nodules is, with P = 1 - prod(1 - p_nodule) (nodules drawn independently).
+    """
+    from thyrovid.stats.roc import auc
+
+    def ceiling(y, p):
+        return auc(y, p) if len(set(y)) == 2 else None
+
+    rows = []
+    truth = truth.assign(label=pd.to_numeric(truth["label"]), p=pd.to_numeric(truth["p_malignant"]))
+    for split in _splits(truth["split"]) + ["all"]:
+        s = truth if split == "all" else truth[truth["split"] == split]
+        pat = s.groupby("patient_id").agg(label=("label", "max"),
+                                          p=("p", lambda p: 1 - np.prod(1 - p)))  # fmt: skip
+        rows.append([split, len(pat), len(s), int(s["label"].sum()), num(s["label"].mean()),
+                     num(ceiling(s["label"].to_numpy(int), s["p"].to_numpy())),
+                     num(ceiling(pat["label"].to_numpy(int), pat["p"].to_numpy()))])  # fmt: skip
+    head = ["Split", "Patients", "Nodules", "Malignant nodules", "Nodule prevalence",
+            "Bayes AUROC (nodule)", "Bayes AUROC (patient)"]  # fmt: skip
+    return table(head, rows)
+
+
+def cohort_section(works: list[Path], phantom: Path | None, base: Path, skipped) -> Section | None:
+    parts = []
+    id_cols = {"patient_id", "nodule_id", "video_id", "center", "label", "split"}
+    for work in works:
+        clips = _read(work / "clips.csv", skipped,
+                      lambda p: pd.read_csv(p, usecols=lambda c: c in id_cols, dtype=str))  # fmt: skip
+        if clips is None or not {"patient_id", "label", "split"} <= set(clips.columns):
+            continue
+        parts.append(f"<h3>Work folder {esc(show(work, base))}</h3>" + cohort_table(clips))
+    if phantom is not None:
+        cols = {"patient_id", "split", "label", "p_malignant"}
+        truth = _read(phantom / "truth.csv", skipped,
+                      lambda p: pd.read_csv(p, usecols=lambda c: c in cols, dtype={"patient_id": str}))  # fmt: skip
+        if truth is not None and cols <= set(truth.columns):
+            parts.append("<h3>Phantom: the best any model can do</h3>" + bayes_table(truth))
+            parts.append(para("Bayes AUROC: the phantom generator's own P(malignant) ranked "
+                              "against the truth. No model can expect to beat it."))  # fmt: skip
+    if not parts:
+        return None
+    how = ("One row per split; prevalence is the share of patients with at least one malignant "
+           "nodule (label 1 = malignant). Patients never cross splits.")  # fmt: skip
+    return Section("cohort", "Cohort and data", how, parts)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _patient_blocks(metrics: dict) -> dict:
+    return {s: lv["patient"] for s, lv in (metrics.get("splits") or {}).items()
+            if isinstance(lv, dict) and isinstance(lv.get("patient"), dict)}  # fmt: skip
+
+
+def metrics_table(blocks: dict) -> str:
+    """Rows = metrics, columns = splits (patient level), cells "value (low, high)"."""
+    splits = list(blocks)
+
+    def row(label, fn):
+        return [label] + [fn(blocks[s]) for s in splits]
+
+    def entry(key):
+        return lambda b: ci(*((b.get(key) or {}).get(k) for k in ("value", "low", "high")))
+
+    rows = [row("Patients (malignant)", lambda b: f"{b.get('n', 'NA')} ({b.get('n_pos', 'NA')})")]
+    rows += [row(label, entry(key)) for label, key in METRIC_ROWS]
+    rows.append(row("TP / FP / TN / FN", lambda b: " / ".join(str(b.get(k, "NA"))
+                                                               for k in ("tp", "fp", "tn", "fn"))))  # fmt: skip
+    rows.append(row("Brier score", lambda b: num(b.get("brier"))))
+    cal = lambda key: lambda b: num((b.get("calibration") or {}).get(key))  # noqa: E731
+    rows.append(row("Calibration intercept (ideal 0)", cal("intercept")))
+    rows.append(row("Calibration slope (ideal 1)", cal("slope")))
+    return table(["Patient level"] + splits, rows)
+
+
+def config_table(config: dict) -> str:
+    meta = config.get("meta") or {}
+    rows = []
+    for label, key in CONFIG_ROWS:
+        if key in config:
+            v = config[key]
+            rows.append([label, ", ".join(map(str, v)) if isinstance(v, list) else v])
+    shape = meta.get("input_shape")
+    if isinstance(shape, list) and len(shape) in (3, 4):
+        rows.insert(4, ["Input size", " x ".join(map(str, shape[1:]))])
+    for label, key in (("Training clips", "clips_train"), ("Processes (DDP)", "world_size"),
+                       ("thyrovid version", "thyrovid_version"), ("Code commit", "git_sha")):  # fmt: skip
+        if meta.get(key) is not None:
+            rows.append([label, str(meta[key])[:12]])
+    per_line = 3  # label/value pairs side by side: a long one-column list reads badly
+    lines = [sum(rows[i : i + per_line], []) for i in range(0, len(rows), per_line)]
+    lines = [line + [""] * (2 * per_line - len(line)) for line in lines]
+    return table([], lines, caption="Configuration (config.yaml)", cls="kv")
+
+
+def run_section(run: Run, key: str) -> Section:
+    from thyrovid.report.run_figures import roc_and_reliability, training_curves
+
+    parts = [config_table(run.config)] if run.config else []
+    if run.log is not None:
+        parts.append(figure(training_curves(run.log), "Training: loss and validation AUROC per "
+                            "epoch (log.csv); the circled epoch's weights were kept."))  # fmt: skip
+    m = run.metrics or {}
+    blocks = _patient_blocks(m) if m else {}
+    if blocks:
+        thr = m.get("threshold") or {}
+        parts.append(para(f"Decision threshold {num(thr.get('value'))} on P(malignant), from: "
+                          f"{thr.get('source', 'not recorded')}; applied unchanged to every split "
+                          "(malignant when P >= threshold).", cls="how"))  # fmt: skip
+        parts.append(metrics_table(blocks))
+        parts.append(para(f"AUROC CIs: DeLong. Proportion CIs: {m.get('ci', 'NA')}, level "
+                          f"{num(m.get('level'), 2)}. Test-time views per clip: {m.get('tta', 1)}."))  # fmt: skip
+    elif run.metrics is None:
+        parts.append(para(f"No metrics.json: run `thyrovid evaluate {run.path.name}`."))
+    parts.append(figure(roc_and_reliability(run.predictions, run.metrics),
+                        "Left: ROC per split (patient level). Right: reliability; points on the "
+                        "diagonal mean the probabilities can be taken at face value."))  # fmt: skip
+    how = ("Patient-level soft voting (mean P(malignant) of a patient's clips); one column per "
+           "split. Brier: mean squared error of the probability (lower is better).")  # fmt: skip
+    return Section(key, run.name, how, parts, level=3)
+
+
+def overview_section(runs: list[Run], phantom_truth: pd.DataFrame | None) -> Section:
+    blocks = {r.name: _patient_blocks(r.metrics or {}) for r in runs}
+    splits = _splits(s for b in blocks.values() for s in b)
+    rows = [[name] + [ci(*((b.get(s, {}).get("auroc") or {}).get(k) for k in ("value", "low", "high")))
+                      for s in splits] for name, b in blocks.items()]  # fmt: skip
+    how = ("AUROC (95% DeLong CI) per run and split at patient level; 0.5 is chance, 1 perfect. "
+           "Details of each run follow.")  # fmt: skip
+    return Section("runs", "Models", how, [table(["Run"] + splits, rows)])
+
+
+def train_command(run: Run, base: Path) -> list[str]:
+    """`thyrovid train` and `thyrovid evaluate` lines rebuilt from config.yaml / metrics.json."""
+    from thyrovid.config import TrainConfig
+
+    cfg = {k: v for k, v in run.config.items() if k != "meta"}
+    work = find_work(run)
+    out = []
+    if cfg:
+        defaults = TrainConfig().to_dict()
+        parts = [
+            "thyrovid",
+            "train",
+            show(work, base) if work else "WORK",
+            "--out",
+            show(run.path, base),
+        ]
+        for k, flag in TRAIN_FLAGS.items():
+            if k in cfg:
+                parts += [flag, str(cfg[k])]
+        sets = [f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in cfg.items()
+                if k in defaults and k not in TRAIN_FLAGS and k != "input_frames" and v != defaults[k]]  # fmt: skip
+        out.append(" ".join(shlex.quote(p) for p in parts + (["--set", *sets] if sets else [])))
+    if run.metrics:
+        m, thr = run.metrics, run.metrics.get("threshold") or {}
+        parts = ["thyrovid", "evaluate", show(run.path, base), "--tta", str(m.get("tta", 1))]
+        parts += ["--ci", str(m.get("ci", "wilson"))]
+        if thr.get("method") == "fixed":
+            parts += ["--threshold", str(thr.get("value"))]
+        elif thr.get("method") == "sensitivity":
+            parts += ["--target-sensitivity", str(thr.get("target"))]
+        out.append(" ".join(shlex.quote(p) for p in parts))
+    return out
+
+
+# --------------------------------------------------------------------------- all of them
+
+
+def build_sections(inp, base: Path) -> tuple[list[Section], list[str], list[str]]:
+    """Every section the inputs allow, in the order of the flow.
+
+    Args:
+        inp: `thyrovid.report.html.ReportInputs`.
+        base: the report's folder (paths are shown relative to it).
+
+    Returns:
+        (sections, reconstructed commands, skipped-file lines).
+    """
+    from thyrovid.report.study_sections import cam_section, compare_section, readers_section
+
+    skipped: list[str] = []
+    runs = [load_run(p, skipped) for p in dict.fromkeys(inp.runs)]
+    works = list(dict.fromkeys([w.resolve() for w in inp.work] + [
+        w for w in (find_work(r) for r in runs) if w is not None]))  # fmt: skip
+    sections: list[Section | None] = [cohort_section(works, inp.phantom, base, skipped)]
+    commands: list[str] = []
+    if runs:
+        sections.append(overview_section(runs, None))
+        for i, run in enumerate(runs):
+            sections.append(run_section(run, f"run-{i + 1}"))
+            commands += train_command(run, base)
+    if inp.compare:
+        found = [compare_section(c, f"compare-{i + 1}", base, skipped)
+                 for i, c in enumerate(inp.compare)]  # fmt: skip
+        if any(found):
+            how = "One block per compare folder (one split and level each)."
+            sections.append(Section("compare", "Model comparison", how))
+            sections += found
+    if inp.readers is not None:
+        sections.append(readers_section(inp.readers, skipped))
+    if inp.cam is not None:
+        sections.append(cam_section(inp.cam, skipped))
+    return [s for s in sections if s is not None], commands, skipped

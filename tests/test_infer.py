@@ -1,0 +1,201 @@
+"""`thyrovid predict` on a new video: same clip and probability as extract + evaluate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+
+from thyrovid.cli import main
+from thyrovid.errors import UserError
+from thyrovid.infer import Predictor, parse_box, predict_video, run_preprocessing, to_json
+
+TINY = dict(
+    arch="densenet121",
+    dims=3,
+    width=0.125,
+    temporal_strides=(1, 1, 1, 2, 2),
+    epochs=1,
+    batch_size=4,
+    max_train_batches=2,
+    num_workers=0,
+    tensorboard=False,
+    device="cpu",
+    amp="off",
+)
+_BUILT: dict[str, dict] = {}
+
+
+def build_tiny_run(tmp_path_factory) -> dict:
+    """Phantom (8 patients, 12-24 frames) -> extract 16x64x64 -> 1-epoch run -> evaluate.
+
+    Built once per test process and shared by test_infer, test_export and test_serve.
+    Returns dict phantom, work, run (Paths), clips (clips.csv), pred (predictions.csv).
+    """
+    if "run" in _BUILT:
+        return _BUILT["run"]
+    import torch
+
+    from thyrovid.config import TrainConfig
+    from thyrovid.evaluate import evaluate
+    from thyrovid.extract import extract
+    from thyrovid.synth.cohort import SynthConfig, synthesize
+    from thyrovid.train import train
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("infer_run")
+    phantom, work, run = root / "phantom", root / "work", root / "run"
+    cfg = SynthConfig(patients=8, seed=11, frames=(12, 24), size=(48, 64), workers=1)
+    synthesize(phantom, cfg, progress=False)
+    extract(phantom / "cohort.csv", work, frames=16, size=64, workers=1)
+    train(work, run, TrainConfig(**TINY))
+    evaluate(run, splits=("val", "test", "external"), work_dir=work)
+    clips = pd.read_csv(work / "clips.csv", dtype={"clip_id": str, "video_id": str})
+    pred = pd.read_csv(run / "predictions.csv", dtype={"id": str})
+    _BUILT["run"] = dict(phantom=phantom, work=work, run=run, clips=clips, pred=pred)
+    return _BUILT["run"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_run(tmp_path_factory)
+
+
+def evaluated_clips(tiny) -> pd.DataFrame:
+    """clips.csv rows that evaluate predicted, with evaluate's clip-level prob."""
+    pred = tiny["pred"]
+    probs = pred[pred["level"] == "clip"].set_index("id")["prob"]
+    rows = tiny["clips"][tiny["clips"]["clip_id"].isin(probs.index)].copy()
+    rows["prob"] = rows["clip_id"].map(probs)
+    return rows
+
+
+def pairs_of(rows: pd.DataFrame) -> list:
+    return [(int(r.key_frame), (r.x0, r.y0, r.x1, r.y1)) for r in rows.itertuples()]
+
+
+def test_new_video_gets_evaluates_clip_and_video_probability(tiny, tmp_path):
+    rows = evaluated_clips(tiny)
+    video_id = rows["video_id"].value_counts().index[0]  # the video with most key frames
+    mine = rows[rows["video_id"] == video_id]
+    assert len(mine) >= 2
+    # A "new" video: the same file under a neutral name, as a clinician would bring it.
+    source = tiny["phantom"] / mine["video"].iloc[0]
+    video = tmp_path / "new_case.dcm"
+    shutil.copy(source, video)
+
+    result = predict_video(tiny["run"], video, pairs_of(mine), work_dir=tiny["work"])
+
+    for clip, (_, row) in zip(result["clips"], mine.iterrows()):
+        assert clip["roi"] == [row.roi_x0, row.roi_y0, row.roi_x1, row.roi_y1]
+        assert (clip["first_frame"], clip["pad_before"]) == (row.first_frame, row.pad_before)
+        assert clip["prob"] == pytest.approx(row.prob, abs=1e-6)
+    pred = tiny["pred"]
+    video_prob = pred[(pred["level"] == "video") & (pred["id"] == video_id)]["prob"].item()
+    assert result["prob"] == pytest.approx(video_prob, abs=1e-6)
+    threshold = json.loads((tiny["run"] / "metrics.json").read_text())["threshold"]["value"]
+    assert result["threshold"] == threshold
+    assert result["decision"] == ("malignant" if result["prob"] >= threshold else "benign")
+
+    # No DICOM identifier in the output.
+    ds = pydicom.dcmread(source, stop_before_pixels=True)
+    text = json.dumps(to_json(result))
+    for ident in (str(ds.PatientName), str(ds.PatientID)):
+        assert ident and ident not in text
+
+
+def test_padded_short_video_and_recorded_preprocessing(tiny):
+    """A video shorter than the clip is padded as extract pads it; no --work needed."""
+    rows = evaluated_clips(tiny)
+    padded = rows[rows["padded"] == 1]
+    row = (padded if len(padded) else rows).iloc[0]
+    result = predict_video(tiny["run"], tiny["phantom"] / row.video, pairs_of(row.to_frame().T))
+    assert result["clips"][0]["prob"] == pytest.approx(row.prob, abs=1e-6)
+    assert result["preprocessing"]["frames"] == 16 and result["preprocessing"]["size"] == 64
+
+
+def test_preprocessing_comes_from_the_work_folder(tiny, tmp_path):
+    from thyrovid.train import load_run
+
+    _, config = load_run(tiny["run"])
+    (tmp_path / "extract.json").write_text(json.dumps({"frames": 16, "size": 64, "expand": 2.0}))
+    prep, _ = run_preprocessing(tiny["run"], config, tmp_path)
+    assert (prep.frames, prep.size, prep.expand) == (16, 64, 2.0)
+    (tmp_path / "extract.json").write_text(json.dumps({"frames": 16, "size": 96, "expand": 1.5}))
+    with pytest.raises(UserError, match="do not match the network input"):
+        run_preprocessing(tiny["run"], config, tmp_path)
+
+
+def test_cli_json_cam_and_boxes_csv(tiny, tmp_path, capsys):
+    rows = evaluated_clips(tiny)
+    row = rows.iloc[0]
+    video = tiny["phantom"] / row.video
+    box = f"{row.x0:g},{row.y0:g},{row.x1:g},{row.y1:g}"
+    args = ["predict", str(tiny["run"]), str(video), "--frame", str(row.key_frame), "--box", box]
+    assert main([*args, "--json", "--cam", str(tmp_path / "cam")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["prob"] == pytest.approx(row.prob, abs=1e-6)
+    png = cv2.imread(out["clips"][0]["cam_png"])
+    assert png.shape == (2 * 64, 8 * 64, 3)  # frames over heatmap overlays, 8 frames
+    avi = cv2.VideoCapture(out["clips"][0]["cam_avi"])
+    assert int(avi.get(cv2.CAP_PROP_FRAME_COUNT)) == 16
+    avi.release()
+
+    # The same key frames from a cohort-like CSV (paths relative to the CSV's folder).
+    csv = tiny["phantom"] / "boxes_test.csv"
+    rows.head(3)[["video", "key_frame", "x0", "y0", "x1", "y1"]].rename(
+        columns={"key_frame": "frame"}
+    ).to_csv(csv, index=False)
+    assert main(["predict", str(tiny["run"]), "--boxes", str(csv), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    got = got if isinstance(got, list) else [got]
+    probs = [c["prob"] for r in got for c in r["clips"]]
+    assert probs == pytest.approx(rows.head(3)["prob"].tolist(), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("frame", "box", "message"),
+    [
+        ("5", "0,0,500,40", "outside the"),
+        ("5", "30,20,10,40", "x1 > x0"),
+        ("5", "1,2,3", "expected x0,y0,x1,y1"),
+        ("999", "10,10,30,30", "out of range"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tiny, capsys, frame, box, message):
+    video = tiny["phantom"] / tiny["clips"]["video"].iloc[0]
+    code = main(["predict", str(tiny["run"]), str(video), "--frame", frame, "--box", box])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and message in err[0] and err[0].startswith("thyrovid predict: error:")
+
+
+def test_unreadable_video_is_one_line(tiny, tmp_path, capsys):
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"\0" * 128 + b"DICM" + b"garbage")
+    code = main(["predict", str(tiny["run"]), str(bad), "--frame", "0", "--box", "1,1,9,9"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "broken.dcm" in err[0]
+
+
+def test_threshold_override_and_parse_box(tiny):
+    rows = evaluated_clips(tiny)
+    row = rows.iloc[0]
+    video, pairs = tiny["phantom"] / row.video, pairs_of(rows.head(1))
+    first = Predictor(tiny["run"], threshold=0.0).predict(video, pairs)
+    assert first["decision"] == "malignant" and first["threshold_source"] == "--threshold"
+    # P >= threshold is malignant: a threshold of exactly P decides malignant, just above benign.
+    result = Predictor(tiny["run"], threshold=first["prob"]).predict(video, pairs)
+    assert result["decision"] == "malignant"
+    above = Predictor(tiny["run"], threshold=np.nextafter(first["prob"], 1.0)).predict(video, pairs)
+    assert above["decision"] == "benign"
+    assert parse_box(" 1, 2,3.5,4") == (1.0, 2.0, 3.5, 4.0)
+    with pytest.raises(UserError):
+        parse_box("1,2,nan,4")
+    assert np.isfinite(result["prob"])
