@@ -116,7 +116,9 @@ def test_cohort_csv_contract_and_boxes_inside_frames(small_cohort):
                 0, min(bx[3], r.y1) - max(bx[1], r.y0)
             )
             union = (bx[2] - bx[0]) * (bx[3] - bx[1]) + (r.x1 - r.x0) * (r.y1 - r.y0) - inter
-            assert inter / union > 0.6  # annotator noise is a few pixels
+            assert inter / union > 0.5
+            # annotator noise is a few pixels (0.25 mm sd, drawn a little loose)
+            assert np.abs(np.array([r.x0, r.y0, r.x1, r.y1]) - bx).max() <= 5
 
 
 def test_truth_and_masks_match_the_cohort(small_cohort):

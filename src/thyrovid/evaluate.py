@@ -202,7 +202,7 @@ def metrics_from_predictions(
     """metrics.json content from a predictions table (the columns of predictions.csv).
 
     Returns:
-        dict threshold (see :func:`choose_run_threshold`), ci, ci_level, and splits:
+        dict threshold (see :func:`choose_run_threshold`), ci, level (the CI level), and splits:
         {split: {level: :func:`level_metrics`}} for every split and level in ``predictions``.
     """
     if ci not in CI_METHODS:
@@ -225,7 +225,7 @@ def metrics_from_predictions(
                     ci,
                     ci_level,
                 )
-    return _clean({"threshold": chosen, "ci": ci, "ci_level": ci_level, "splits": splits})
+    return _clean({"threshold": chosen, "ci": ci, "level": ci_level, "splits": splits})
 
 
 # --------------------------------------------------------------------------- the stage

@@ -49,7 +49,9 @@ if TYPE_CHECKING:  # pandas and the cohort code load lazily: worker processes ne
 
 HELP = "validate cohort.csv and cut 32-frame ROI clips into a work folder"
 CHUNK = 64  # frames decoded per frames() call: bounds memory on long, high-resolution videos
-POOL_MIN_CLIPS = 64  # fewer pending clips than this: starting worker processes costs more
+# Fewer pending clips than this: the run stays in this process. Starting spawn workers costs
+# ~0.5 s (imports); measured break-even ~250 clips of 32x224x224 (BENCHMARKS.md).
+POOL_MIN_CLIPS = 256
 FIRST_COLUMNS = [
     "clip_id", "patient_id", "nodule_id", "video_id", "center", "label", "split", "key_frame",
     "first_frame", "n_frames", "padded", "pad_before", "clip_path", "image_path",

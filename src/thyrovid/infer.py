@@ -146,7 +146,7 @@ def run_threshold(run_dir: str | os.PathLike) -> tuple[float | None, str]:
 
 
 def parse_box(text: str) -> Box:
-    """"x0,y0,x1,y1" (pixels, x1/y1 exclusive) -> 4 floats; malformed -> UserError."""
+    """ "x0,y0,x1,y1" (pixels, x1/y1 exclusive) -> 4 floats; malformed -> UserError."""
     try:
         box = tuple(float(v) for v in str(text).replace(" ", "").split(","))
     except ValueError:
@@ -195,7 +195,7 @@ def plan_clip(video_name: str, info, frame: int, box: Box, prep: Preprocessing) 
             "first_frame": first, "n_frames": n_real, "pad_before": pad, "indices": indices}  # fmt: skip
 
 
-def cut_clips(video_path: str | os.PathLike, pairs: Sequence[tuple[int, Box]], prep: Preprocessing):
+def cut_clips(video_path, pairs: Sequence[tuple[int, Box]], prep: Preprocessing):
     """Cut every (key frame, box) pair of one video, decoding each needed frame once.
 
     Returns:

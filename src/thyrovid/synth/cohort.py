@@ -128,6 +128,7 @@ def plan_cohort(config: SynthConfig) -> tuple[pd.DataFrame, list[NoduleTask]]:
                 by_name[row.center],
                 feats,
                 tuple(videos),
+                row.side,
             )
         )
     return truth, tasks

@@ -19,7 +19,7 @@ from thyrovid.synth.render import RenderedVideo, render_video
 from thyrovid.synth.sweep import make_sweep
 from thyrovid.synth.volume import nodule_geometry
 
-BOX_NOISE_PX = 1.5  # annotator noise (sd) on each box edge, pixels
+BOX_NOISE_MM = 0.25  # annotator noise (sd) on each box edge, mm (~1.3 px at 240x320)
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class NoduleTask:
     center: CenterProfile
     features: dict
     videos: tuple[VideoPlan, ...]
+    side: str = "right"  # thyroid lobe, shown in the burned-in header
 
 
 def render_nodule(task: NoduleTask, out: Path) -> dict:
@@ -69,7 +70,7 @@ def render_nodule(task: NoduleTask, out: Path) -> dict:
         video = render_video(
             geom, prof, sweep, (hr, wr), nodule_x, (task.seed, 17, task.index), rng
         )
-        header = f"{task.patient_id}  THYROID {'R' if rng.random() < 0.5 else 'L'} TRANS"
+        header = f"{task.patient_id}  THYROID {task.side[0].upper()} TRANS"
         frames = compose(video.frames, layout, overlay(layout, prof, header, rgb), rgb)
         study_date = f"2024{1 + (int(pnum) % 12):02d}{1 + (int(pnum) % 28):02d}"
         write_dicom(
@@ -89,7 +90,7 @@ def render_nodule(task: NoduleTask, out: Path) -> dict:
         boxes = np.where(video.boxes >= 0, video.boxes + offset, -1).astype(np.int32)
         _write_masks(out / "masks" / f"{plan.video_id}.npz", video, layout, boxes, sweep.z, spacing)
         for frame, box in pick_key_frames(video, sweep.z, geom.axes[2], rng):
-            x0, y0, x1, y1 = annotate(box + offset, layout, rng)
+            x0, y0, x1, y1 = annotate(box + offset, layout, spacing, rng)
             key_rows.append(
                 {
                     "patient_id": task.patient_id,
@@ -150,9 +151,14 @@ def pick_key_frames(
     return [(int(f), video.boxes[f]) for f in chosen]
 
 
-def annotate(box: np.ndarray, layout, rng: np.random.Generator) -> tuple[int, int, int, int]:
-    """A clinician's box: the true box (frame pixels) with edge noise, kept inside the region."""
-    x0, y0, x1, y1 = (box + rng.normal(0.0, BOX_NOISE_PX, 4) + np.array([-1, -1, 1, 1])).round()
+def annotate(
+    box: np.ndarray, layout, spacing: float, rng: np.random.Generator
+) -> tuple[int, int, int, int]:
+    """A clinician's box: the true box (frame pixels) drawn a little loose, with edge noise
+    (`BOX_NOISE_MM`), kept inside the region."""
+    sd = BOX_NOISE_MM / spacing
+    loose = np.array([-1, -1, 1, 1]) * sd
+    x0, y0, x1, y1 = (box + rng.normal(0.0, sd, 4) + loose).round()
     x0, x1 = np.clip([x0, x1], layout.x0, layout.x1)
     y0, y1 = np.clip([y0, y1], layout.y0, layout.y1)
     if x1 - x0 < 2 or y1 - y0 < 2:
