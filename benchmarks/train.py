@@ -230,6 +230,7 @@ def gpu_section(args) -> dict:
         "input": [args.gpu_batch, 1, args.gpu_frames, args.gpu_size, args.gpu_size],
         "steps": args.steps,
         "warmup": args.warmup,
+        "fp32_uses_tf32_convolutions": torch.backends.cudnn.allow_tf32,
         "variants": {},
     }
     variants = [

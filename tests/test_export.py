@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from test_infer import build_tiny_run, evaluated_clips
+from test_infer import build_tiny_run, evaluated_clips, logit
 from thyrovid.cli import main
 from thyrovid.errors import UserError
 from thyrovid.export import export_onnx
@@ -36,7 +36,8 @@ def test_onnx_matches_pytorch_and_evaluate(tiny, tmp_path, capsys):
     rows = evaluated_clips(tiny).head(4)
     pixels = np.stack([np.load(tiny["work"] / p) for p in rows["clip_path"]])[:, None]
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    (prob,) = session.run(["prob"], {"pixels": pixels.astype(np.float32)})
+    onnx_logit, prob = session.run(["logit", "prob"], {"pixels": pixels.astype(np.float32)})
+    assert onnx_logit[:, 0] == pytest.approx(logit(rows["prob"]), abs=1e-4)
     assert prob[:, 0] == pytest.approx(rows["prob"].to_numpy(), abs=1e-4)
 
 

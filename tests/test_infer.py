@@ -10,16 +10,16 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+import yaml
 
 from thyrovid.cli import main
 from thyrovid.errors import UserError
 from thyrovid.infer import Predictor, parse_box, predict_video, run_preprocessing, to_json
 
 TINY = dict(
-    arch="densenet121",
+    arch="resnet50",  # well-scaled at init: probabilities away from 0 and 1 after 2 batches
     dims=3,
     width=0.125,
-    temporal_strides=(1, 1, 1, 2, 2),
     epochs=1,
     batch_size=4,
     max_train_batches=2,
@@ -75,6 +75,12 @@ def evaluated_clips(tiny) -> pd.DataFrame:
     return rows
 
 
+def logit(p) -> np.ndarray:
+    """Compare probabilities as logits: near 0 or 1 an absolute tolerance on P says nothing."""
+    p = np.asarray(p, dtype=np.float64)
+    return np.log(p) - np.log1p(-p)
+
+
 def pairs_of(rows: pd.DataFrame) -> list:
     return [(int(r.key_frame), (r.x0, r.y0, r.x1, r.y1)) for r in rows.itertuples()]
 
@@ -94,10 +100,10 @@ def test_new_video_gets_evaluates_clip_and_video_probability(tiny, tmp_path):
     for clip, (_, row) in zip(result["clips"], mine.iterrows()):
         assert clip["roi"] == [row.roi_x0, row.roi_y0, row.roi_x1, row.roi_y1]
         assert (clip["first_frame"], clip["pad_before"]) == (row.first_frame, row.pad_before)
-        assert clip["prob"] == pytest.approx(row.prob, abs=1e-6)
+        assert logit(clip["prob"]) == pytest.approx(logit(row.prob), abs=1e-4)
     pred = tiny["pred"]
     video_prob = pred[(pred["level"] == "video") & (pred["id"] == video_id)]["prob"].item()
-    assert result["prob"] == pytest.approx(video_prob, abs=1e-6)
+    assert logit(result["prob"]) == pytest.approx(logit(video_prob), abs=1e-4)
     threshold = json.loads((tiny["run"] / "metrics.json").read_text())["threshold"]["value"]
     assert result["threshold"] == threshold
     assert result["decision"] == ("malignant" if result["prob"] >= threshold else "benign")
@@ -114,9 +120,16 @@ def test_padded_short_video_and_recorded_preprocessing(tiny):
     rows = evaluated_clips(tiny)
     padded = rows[rows["padded"] == 1]
     row = (padded if len(padded) else rows).iloc[0]
-    result = predict_video(tiny["run"], tiny["phantom"] / row.video, pairs_of(row.to_frame().T))
-    assert result["clips"][0]["prob"] == pytest.approx(row.prob, abs=1e-6)
+    video = tiny["phantom"] / row.video
+    ((frame, box),) = pairs_of(row.to_frame().T)
+    result = predict_video(tiny["run"], video, [(frame, box)])
+    assert logit(result["clips"][0]["prob"]) == pytest.approx(logit(row.prob), abs=1e-4)
     assert result["preprocessing"]["frames"] == 16 and result["preprocessing"]["size"] == 64
+    # The agreement above is not vacuous: another crop or window gives another probability.
+    moved = (box[0] + 3, box[1] + 3, box[2] + 3, box[3] + 3)
+    other = predict_video(tiny["run"], video, [(frame, moved), (max(frame - 4, 0), box)])
+    for clip in other["clips"]:
+        assert abs(logit(clip["prob"]) - logit(row.prob)) > 1e-3
 
 
 def test_preprocessing_comes_from_the_work_folder(tiny, tmp_path):
@@ -130,6 +143,21 @@ def test_preprocessing_comes_from_the_work_folder(tiny, tmp_path):
     with pytest.raises(UserError, match="do not match the network input"):
         run_preprocessing(tiny["run"], config, tmp_path)
 
+    # What a run records is used when no work folder is given: meta.extract, then meta.work_dir.
+    doc = yaml.safe_load((tiny["run"] / "config.yaml").read_text())
+    fake = tmp_path / "run"
+    fake.mkdir()
+    doc["meta"] = {**doc["meta"], "extract": {"frames": 16, "size": 64, "expand": 1.25}}
+    (fake / "config.yaml").write_text(yaml.safe_dump(doc))
+    assert run_preprocessing(fake, config)[0].expand == 1.25
+    del doc["meta"]["extract"]
+    doc["meta"]["work_dir"] = str(tmp_path / "work")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "extract.json").write_text('{"frames": 16, "size": 64, "expand": 1.75}')
+    (fake / "config.yaml").write_text(yaml.safe_dump(doc))
+    prep, notes = run_preprocessing(fake, config)
+    assert prep.expand == 1.75 and not notes
+
 
 def test_cli_json_cam_and_boxes_csv(tiny, tmp_path, capsys):
     rows = evaluated_clips(tiny)
@@ -139,7 +167,7 @@ def test_cli_json_cam_and_boxes_csv(tiny, tmp_path, capsys):
     args = ["predict", str(tiny["run"]), str(video), "--frame", str(row.key_frame), "--box", box]
     assert main([*args, "--json", "--cam", str(tmp_path / "cam")]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["prob"] == pytest.approx(row.prob, abs=1e-6)
+    assert logit(out["prob"]) == pytest.approx(logit(row.prob), abs=1e-4)
     png = cv2.imread(out["clips"][0]["cam_png"])
     assert png.shape == (2 * 64, 8 * 64, 3)  # frames over heatmap overlays, 8 frames
     avi = cv2.VideoCapture(out["clips"][0]["cam_avi"])
@@ -147,15 +175,19 @@ def test_cli_json_cam_and_boxes_csv(tiny, tmp_path, capsys):
     avi.release()
 
     # The same key frames from a cohort-like CSV (paths relative to the CSV's folder).
+    # A missing video is skipped with one line; the others are predicted.
     csv = tiny["phantom"] / "boxes_test.csv"
-    rows.head(3)[["video", "key_frame", "x0", "y0", "x1", "y1"]].rename(
-        columns={"key_frame": "frame"}
-    ).to_csv(csv, index=False)
+    table = rows.head(3)[["video", "key_frame", "x0", "y0", "x1", "y1"]]
+    table = table.rename(columns={"key_frame": "frame"})
+    missing = pd.DataFrame([["videos/missing.dcm", 3, 1, 1, 9, 9]], columns=table.columns)
+    pd.concat([table, missing]).to_csv(csv, index=False)
     assert main(["predict", str(tiny["run"]), "--boxes", str(csv), "--json"]) == 0
-    got = json.loads(capsys.readouterr().out)
-    got = got if isinstance(got, list) else [got]
+    captured = capsys.readouterr()
+    got = json.loads(captured.out)
     probs = [c["prob"] for r in got for c in r["clips"]]
-    assert probs == pytest.approx(rows.head(3)["prob"].tolist(), abs=1e-6)
+    assert logit(probs) == pytest.approx(logit(rows.head(3)["prob"]), abs=1e-4)
+    skipped = [line for line in captured.err.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 1 and "missing.dcm" in skipped[0]
 
 
 @pytest.mark.parametrize(
@@ -198,3 +230,18 @@ def test_threshold_override_and_parse_box(tiny):
     with pytest.raises(UserError):
         parse_box("1,2,nan,4")
     assert np.isfinite(result["prob"])
+
+
+def test_2d_run_predicts_from_the_key_frame_image(tiny, tmp_path):
+    """A 2D run sees extract's key-frame image; predict cuts the same image."""
+    from thyrovid.config import TrainConfig
+    from thyrovid.predict import predict_clips
+    from thyrovid.train import train
+
+    run = train(tiny["work"], tmp_path / "run2d", TrainConfig(**{**TINY, "dims": 2}))
+    want = predict_clips(run, tiny["work"], ["val"]).set_index("clip_id")["prob"]
+    rows = tiny["clips"][tiny["clips"]["clip_id"].isin(want.index)].head(2)
+    row = rows.iloc[0]
+    result = predict_video(run, tiny["phantom"] / row.video, pairs_of(rows.head(1)), cam=True)
+    assert logit(result["clips"][0]["prob"]) == pytest.approx(logit(want[row.clip_id]), abs=1e-4)
+    assert result["model"]["dims"] == 2 and result["clips"][0]["montage"].shape == (128, 64, 3)

@@ -180,3 +180,11 @@ def test_attention_map_starts_on_the_calcification():
     assert amap[5, 5] == amap.max() and amap[5, 5] > 0.8
     assert amap[12, 10] < 0.2  # inside the large bright patch
     assert (out >= features).all() and (out <= 2 * features).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_odd_and_small_clip_sizes_do_not_crash(name):
+    model = build_model(name, dims=3, width=WIDTH, temporal_strides=(1, 2, 2, 2, 2)).eval()
+    with torch.no_grad():
+        for shape in [(1, 1, 13, 45, 45), (1, 1, 3, 16, 16)]:
+            assert model(torch.rand(shape)).shape == (1, 1)

@@ -97,12 +97,16 @@ def test_soft_vote_columns_labels_and_unique_nodule_ids_stay_plain():
     assert set(patients["split"]) == {"val", "test"}
 
 
-def test_soft_vote_ignores_clips_without_a_prediction():
+def test_soft_vote_ignores_clips_without_a_prediction_and_defaults_nodule_to_patient():
     clips = make_clips(seed=2, n_patients=3)
     clips.loc[0, "prob"] = np.nan
     voted = soft_vote(clips)
     assert clips.loc[0, "clip_id"] not in set(voted["id"])
     assert voted["prob"].notna().all()
+
+    clips["nodule_id"] = ""  # cohort.csv: no nodule_id means one nodule per patient
+    nodules = soft_vote(clips).query("level == 'nodule'")
+    assert sorted(nodules["id"]) == sorted(clips["patient_id"].unique())
 
 
 def test_tta_views_flip_and_temporal_shift():

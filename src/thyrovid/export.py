@@ -33,13 +33,13 @@ HELP = "export a trained run to ONNX for deployment"
 INSTALL = "pip install thyrovid[onnx]  (onnx, onnxruntime)"
 
 
-def _require(module: str, why: str):
+def _require(module: str, why: str, install: str = INSTALL):
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserError(f"{why} needs the `{module}` package: {INSTALL}") from None
+        raise UserError(f"{why} needs the `{module}` package: {install}") from None
 
 
 def _readable(path: Path) -> None:
@@ -78,7 +78,7 @@ def _export(wrapped, example, path: Path, opset: int, exporter: str) -> None:
             torch.onnx.export(wrapped, (example,), str(path), dynamo=False, opset_version=opset,
                               dynamic_axes=axes, do_constant_folding=True, **names)  # fmt: skip
         return
-    _require("onnxscript", "--exporter dynamo")
+    _require("onnxscript", "--exporter dynamo", "pip install onnxscript (or use --exporter legacy)")
     shapes = {"pixels": {0: torch.export.Dim("batch", min=1, max=1024)}}
     program = torch.onnx.export(
         wrapped, (example,), dynamo=True, opset_version=opset, dynamic_shapes=shapes, **names
@@ -90,14 +90,15 @@ def check_onnx(path: str | os.PathLike, wrapped, shape: tuple[int, ...], seed: i
     """Run onnxruntime and PyTorch on seeded random pixel clips (batch 1 and 3).
 
     Returns:
-        dict batches, max_abs_diff_logit, max_abs_diff_prob, onnxruntime (version).
+        dict batches, max_abs_diff_logit, max_rel_diff_logit (|diff| / max(1, |logit|)),
+        max_abs_diff_prob, onnxruntime (version).
     """
     import torch
 
     ort = _require("onnxruntime", "--check")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(seed)
-    diffs = {"logit": 0.0, "prob": 0.0}
+    diffs = {"logit": 0.0, "prob": 0.0, "rel": 0.0}
     for batch in (1, 3):
         x = torch.randint(0, 256, (batch, *shape), generator=gen).to(torch.float32)
         logit_ort, prob_ort = session.run(["logit", "prob"], {"pixels": x.numpy()})
@@ -105,8 +106,11 @@ def check_onnx(path: str | os.PathLike, wrapped, shape: tuple[int, ...], seed: i
             logit_pt, prob_pt = (t.cpu().numpy() for t in wrapped(x))
         diffs["logit"] = max(diffs["logit"], float(np.abs(logit_ort - logit_pt).max()))
         diffs["prob"] = max(diffs["prob"], float(np.abs(prob_ort - prob_pt).max()))
+        rel = np.abs(logit_ort - logit_pt) / np.maximum(1.0, np.abs(logit_pt))
+        diffs["rel"] = max(diffs["rel"], float(rel.max()))
     return {"batches": [1, 3], "max_abs_diff_logit": diffs["logit"],
-            "max_abs_diff_prob": diffs["prob"], "onnxruntime": ort.__version__}  # fmt: skip
+            "max_rel_diff_logit": diffs["rel"], "max_abs_diff_prob": diffs["prob"],
+            "onnxruntime": ort.__version__}  # fmt: skip
 
 
 def export_onnx(
@@ -177,20 +181,31 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="ONNX file to write, e.g. model.onnx")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--check", action="store_true", help="compare onnxruntime with PyTorch")
-    parser.add_argument("--atol", type=float, default=1e-4,
-                        help="--check fails above this max abs logit difference (default 1e-4)")  # fmt: skip
-    parser.add_argument("--exporter", choices=("legacy", "dynamo"), default="legacy",
-                        help="torch.onnx exporter (default legacy: needs no onnxscript)")  # fmt: skip
+    parser.add_argument(
+        "--atol",
+        type=float,
+        default=1e-4,
+        help="--check fails above this max abs difference in P(malignant) (default 1e-4)",
+    )
+    parser.add_argument(
+        "--exporter",
+        choices=("legacy", "dynamo"),
+        default="legacy",
+        help="torch.onnx exporter (default legacy: needs no onnxscript)",
+    )
     parser.add_argument("--work", help="the run's work folder (if the run does not record it)")
 
 
 def run(args) -> int:
-    """Export; print a JSON summary; exit 1 when --check finds a larger difference than --atol."""
+    """Export; print a JSON summary; exit 1 when --check finds P differing by more than --atol."""
     result = export_onnx(args.run, args.out, args.opset, args.check, args.exporter, args.work)
     print(json.dumps(result, indent=2))
-    diff = result.get("check", {}).get("max_abs_diff_logit")
+    diff = result.get("check", {}).get("max_abs_diff_prob")
     if diff is not None and not diff <= args.atol:
-        print(f"thyrovid export: onnxruntime differs from PyTorch by {diff:.3g} > --atol "
-              f"{args.atol:g}", file=sys.stderr)  # fmt: skip
+        print(
+            f"thyrovid export: onnxruntime P(malignant) differs from PyTorch by {diff:.3g}"
+            f" > --atol {args.atol:g}",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path, PurePosixPath
@@ -49,8 +50,8 @@ if TYPE_CHECKING:  # pandas and the cohort code load lazily: worker processes ne
 
 HELP = "validate cohort.csv and cut 32-frame ROI clips into a work folder"
 CHUNK = 64  # frames decoded per frames() call: bounds memory on long, high-resolution videos
-# Fewer pending clips than this: the run stays in this process. Starting spawn workers costs
-# ~0.5 s (imports); measured break-even ~250 clips of 32x224x224 (BENCHMARKS.md).
+# Fewer clips than this: the run stays in this process. Spawned workers cost ~0.5-1 s to start
+# (imports); on a 16-core machine 2 workers only broke even at ~270 clips (BENCHMARKS.md).
 POOL_MIN_CLIPS = 256
 FIRST_COLUMNS = [
     "clip_id", "patient_id", "nodule_id", "video_id", "center", "label", "split", "key_frame",
@@ -376,24 +377,44 @@ def _jobs(plan: pd.DataFrame, work: Path, frames: int, size: int) -> list[dict]:
     return sorted(jobs.values(), key=lambda j: -len(j["clips"]))
 
 
-def _run_jobs(jobs: list[dict], workers: int) -> list[tuple[int, str | None]]:
+def _warm_up() -> None:
+    """Import the decoders in a fresh worker while the main process still validates."""
+    import thyrovid.io.dicom  # noqa: F401
+
+
+def _start_pool(workers: int) -> ProcessPoolExecutor:
+    """A spawn-context pool whose workers start (and import) right away."""
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
+    for _ in range(workers):
+        pool.submit(_warm_up)
+    return pool
+
+
+def _run_jobs(
+    jobs: list[dict], workers: int, pool: ProcessPoolExecutor | None = None
+) -> list[tuple[int, str | None]]:
+    """Run `extract_video` on every job, in `pool` (or a new one) when that pays off."""
     from tqdm import tqdm
 
     results = []
     total = sum(len(j["clips"]) for j in jobs)
+    use_pool = workers > 1 and len(jobs) > 1 and (pool is not None or total >= POOL_MIN_CLIPS)
     with tqdm(total=total, unit="clip", desc="extract", file=sys.stderr, disable=None) as bar:
-        if workers <= 1 or len(jobs) <= 1 or total < POOL_MIN_CLIPS:
+        if not use_pool:
             for job in jobs:
                 results += extract_video(job)
                 bar.update(len(job["clips"]))
             return results
-        ctx = get_context("spawn")
-        n = min(workers, len(jobs))
-        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker) as pool:
+        own = pool is None
+        pool = pool or _start_pool(min(workers, len(jobs)))
+        try:
             futures = {pool.submit(extract_video, job): job for job in jobs}
             for fut in as_completed(futures):
                 results += fut.result()
                 bar.update(len(futures[fut]["clips"]))
+        finally:
+            if own:
+                pool.shutdown(cancel_futures=True)
     return results
 
 
@@ -435,38 +456,35 @@ def extract(
     Returns:
         ExtractReport. Rows that could not be used are listed in its `skipped`.
     """
-    from thyrovid.cohort import Problem, check_against_videos, read_cohort
-    from thyrovid.splits import assign_splits, conflicts, patient_table
+    from thyrovid.cohort import Problem, read_cohort
 
     t0 = time.perf_counter()
     if frames < 1 or size < 1 or not expand > 0:
         raise UserError(f"need frames >= 1, size >= 1, expand > 0 (got {frames}, {size}, {expand})")
     workers = workers or min(2, os.cpu_count() or 1)
+    work = Path(out_dir)
     cohort = read_cohort(cohort_csv, strict=strict)
     n_rows = len(cohort.rows) + len({p.row for p in cohort.problems})
-    headers = _read_headers(cohort, Path(out_dir) / "videos.json")
-    check_against_videos(cohort, headers, strict=strict)
-    plan, problems = plan_clips(cohort, headers, frames, size, expand)
-    cohort.drop(problems, strict=strict)
-    if not plan.empty:
-        plan = plan[plan["row"].isin(cohort.rows.index)].reset_index(drop=True)
-    patients = patient_table(cohort.rows)
-    warnings = list(conflicts(patients, external_centers).values())
-    split_of = assign_splits(patients, external_centers, seed=seed)
-
-    work = Path(out_dir)
-    (work / "clips").mkdir(parents=True, exist_ok=True)
-    (work / "images").mkdir(parents=True, exist_ok=True)
-    _check_params(work, {"frames": frames, "size": size, "expand": expand, "format": 1}, overwrite)
-    _remove_stale_temps(work)
-    failed = {}
-    n_todo = 0
-    if not plan.empty:
-        plan["split"] = plan["patient_id"].map(split_of)
-        todo = _pending(plan, work, frames, size, overwrite)
-        n_todo = int(todo.sum())
-        results = _run_jobs(_jobs(plan[todo], work, frames, size), workers)
-        failed = {row: msg for row, msg in results if msg}
+    first_run = overwrite or not (work / "clips.csv").exists()
+    with ExitStack() as stack:
+        pool = None
+        if workers > 1 and first_run and len(cohort.rows) >= POOL_MIN_CLIPS:
+            pool = _start_pool(workers)  # the workers start while the headers are read
+            stack.callback(pool.shutdown, cancel_futures=True)
+        plan, warnings = _validate_and_plan(
+            cohort, work, frames, size, expand, strict, external_centers, seed
+        )
+        (work / "clips").mkdir(parents=True, exist_ok=True)
+        (work / "images").mkdir(parents=True, exist_ok=True)
+        params = {"frames": frames, "size": size, "expand": expand, "format": 1}
+        _check_params(work, params, overwrite)
+        _remove_stale_temps(work)
+        failed, n_todo = {}, 0
+        if not plan.empty:
+            todo = _pending(plan, work, frames, size, overwrite)
+            n_todo = int(todo.sum())
+            results = _run_jobs(_jobs(plan[todo], work, frames, size), workers, pool)
+            failed = {row: msg for row, msg in results if msg}
     problems = cohort.problems + [Problem(r, m, cohort.path.name) for r, m in failed.items()]
     skipped = [str(p) for p in sorted(problems, key=lambda p: p.row)]
     if not plan.empty:
@@ -485,6 +503,26 @@ def extract(
         splits=dict(sorted(Counter(plan["split"]).items())) if len(plan) else {},
         seconds=round(time.perf_counter() - t0, 3),
     )
+
+
+def _validate_and_plan(
+    cohort: Cohort, work: Path, frames, size, expand, strict, external_centers, seed
+) -> tuple[pd.DataFrame, list[str]]:
+    """Check rows against the video headers, plan the clips, assign splits; drop bad rows."""
+    from thyrovid.cohort import check_against_videos
+    from thyrovid.splits import assign_splits, conflicts, patient_table
+
+    headers = _read_headers(cohort, work / "videos.json")
+    check_against_videos(cohort, headers, strict=strict)
+    plan, problems = plan_clips(cohort, headers, frames, size, expand)
+    cohort.drop(problems, strict=strict)
+    patients = patient_table(cohort.rows)
+    warnings = list(conflicts(patients, external_centers).values())
+    if not plan.empty:
+        plan = plan[plan["row"].isin(cohort.rows.index)].reset_index(drop=True)
+        split_of = assign_splits(patients, external_centers, seed=seed)
+        plan["split"] = plan["patient_id"].map(split_of)
+    return plan, warnings
 
 
 def _write_clips_csv(plan: pd.DataFrame, work: Path) -> None:

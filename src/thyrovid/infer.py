@@ -191,8 +191,10 @@ def plan_clip(video_name: str, info, frame: int, box: Box, prep: Preprocessing) 
         raise UserError(f"{video_name}: box {list(box)} is outside the imaging region")
     first, n_real, pad = clip_window(frame, info.n_frames, prep.frames)
     indices = window_indices(first, n_real, pad, prep.frames) if prep.dims == 3 else [frame]
-    return {"frame": frame, "box": [float(v) for v in box], "roi": [int(v) for v in roi],
-            "first_frame": first, "n_frames": n_real, "pad_before": pad, "indices": indices}  # fmt: skip
+    return {
+        "frame": frame, "box": [float(v) for v in box], "roi": [int(v) for v in roi],
+        "first_frame": first, "n_frames": n_real, "pad_before": pad, "indices": indices,
+    }  # fmt: skip
 
 
 def cut_clips(video_path, pairs: Sequence[tuple[int, Box]], prep: Preprocessing):

@@ -66,8 +66,8 @@ def soft_vote(clips_with_prob: pd.DataFrame) -> pd.DataFrame:
     """Average clip probabilities up to video, nodule and patient level.
 
     Args:
-        clips_with_prob: one row per clip with columns clip_id, patient_id, nodule_id (optional,
-            defaults to patient_id), video_id, center, split, label (0/1, 1 = malignant) and
+        clips_with_prob: one row per clip with columns clip_id, patient_id, nodule_id (optional;
+            missing or empty means the patient_id, as in cohort.csv), video_id, center, split, label (0/1, 1 = malignant) and
             prob (float, P(malignant)). Rows with a missing prob are ignored.
 
     Returns:
@@ -87,7 +87,8 @@ def soft_vote(clips_with_prob: pd.DataFrame) -> pd.DataFrame:
     df["label"] = df["label"].astype(int)
     df["prob"] = df["prob"].astype(np.float64)
     for col in ("patient_id", "nodule_id", "video_id", "clip_id", "split", "center"):
-        df[col] = df[col].astype(str)
+        df[col] = df[col].fillna("").astype(str)
+    df["nodule_id"] = df["nodule_id"].where(df["nodule_id"] != "", df["patient_id"])
 
     hierarchy = {
         "video": ["split", "patient_id", "nodule_id", "video_id"],

@@ -82,7 +82,7 @@ def pval(p: object) -> str:
 
 def table(head: list[str], rows: list[list[object]], caption: str = "", cls: str = "") -> str:
     """An HTML table; every cell is escaped (pass already formatted text)."""
-    parts = [f'<div class="scroll"><table{f" class={esc(cls)!r}" if cls else ""}>']
+    parts = ['<div class="scroll"><table' + (f' class="{esc(cls)}"' if cls else "") + ">"]
     if caption:
         parts.append(f"<caption>{esc(caption)}</caption>")
     if head:
@@ -171,7 +171,10 @@ def demo_inputs(demo_dir: str | os.PathLike) -> ReportInputs:
         p = root / name
         return p if (p / marker).is_file() else None
 
-    runs = sorted(p for p in (root / "runs").glob("*") if (p / "config.yaml").is_file())
+    runs = sorted(
+        (p for p in (root / "runs").glob("*") if (p / "config.yaml").is_file()),
+        key=lambda p: (-_dims(p), p.name),  # the 3D network first, as in the paper
+    )
     compare = sorted(p for p in (root / "compare").glob("*") if (p / "table.csv").is_file())
     order = {"test": 0, "external": 1}
     compare.sort(key=lambda p: (order.get(p.name, 2), p.name))
@@ -187,6 +190,17 @@ def demo_inputs(demo_dir: str | os.PathLike) -> ReportInputs:
     if not (found.runs or found.compare or found.readers or found.cam or found.phantom):
         raise UserError(f"{root}: nothing of a demo found (no runs/, compare/, readers/, cam/)")
     return found
+
+
+def _dims(run_dir: Path) -> int:
+    """The run's dims from config.yaml (0 when unreadable)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        return int(doc.get("dims") or 0)
+    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+        return 0
 
 
 def _require(path: Path, what: str, marker: str | None = None) -> Path:
@@ -208,11 +222,14 @@ def render_page(title: str, sections: list[Section], footer: str) -> str:
     toc = "\n".join(
         f'<li><a href="#{esc(s.key)}">{esc(s.title)}</a></li>' for s in sections if s.level == 2
     )
-    shown = [s.title for s in sections if s.level == 2]
+    subtitle = (
+        "Malignancy of calcified thyroid nodules from ultrasound cine clips. Label 1 = malignant; "
+        "every probability is P(malignant); intervals are 95% confidence intervals."
+    )
     return Template(template).substitute(
         title=esc(title),
         version=esc(__version__),
-        subtitle=esc("Sections: " + ", ".join(shown) if shown else "No inputs"),
+        subtitle=esc(subtitle),
         toc=toc,
         body="\n".join(s.render() for s in sections),
         footer=footer,

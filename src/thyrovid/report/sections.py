@@ -73,7 +73,10 @@ def _read(path: Path, skipped: list[str], reader):
     try:
         return reader(path)
     except (OSError, ValueError, yaml.YAMLError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        skipped.append(f"{path}: cannot read ({type(exc).__name__}: {exc})".splitlines()[0])
+        # folder/file only: a full path may name the user (home folder)
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = f"{path.parent.name}/{path.name}"
+        skipped.append(f"{where}: cannot read ({type(exc).__name__}: {cause})".splitlines()[0])
         return None
 
 
@@ -143,32 +146,55 @@ def cohort_table(clips: pd.DataFrame) -> str:
     return table(head, rows)
 
 
-def bayes_table(truth: pd.DataFrame) -> str:
-    """The phantom's best achievable AUROC per split, at nodule and at patient level.
+def bayes_ceilings(truth: pd.DataFrame) -> dict[str, dict]:
+    """The phantom's best achievable AUROC per split (and "all"), at nodule and patient level.
 
     The generator's own P(malignant) is the Bayes-optimal score; a patient is malignant when any
     of its nodules is, with P = 1 - prod(1 - p_nodule) (nodules drawn independently).
+
+    Args:
+        truth: PHANTOM/truth.csv rows (patient_id, split, label, p_malignant).
+
+    Returns:
+        split -> dict patients, nodules, malignant (nodules), prevalence (nodule level),
+        nodule and patient (AUROC, None with one class only).
     """
     from thyrovid.stats.roc import auc
 
     def ceiling(y, p):
         return auc(y, p) if len(set(y)) == 2 else None
 
-    rows = []
+    out = {}
     truth = truth.assign(label=pd.to_numeric(truth["label"]), p=pd.to_numeric(truth["p_malignant"]))
     for split in _splits(truth["split"]) + ["all"]:
         s = truth if split == "all" else truth[truth["split"] == split]
         pat = s.groupby("patient_id").agg(label=("label", "max"),
                                           p=("p", lambda p: 1 - np.prod(1 - p)))  # fmt: skip
-        rows.append([split, len(pat), len(s), int(s["label"].sum()), num(s["label"].mean()),
-                     num(ceiling(s["label"].to_numpy(int), s["p"].to_numpy())),
-                     num(ceiling(pat["label"].to_numpy(int), pat["p"].to_numpy()))])  # fmt: skip
-    head = ["Split", "Patients", "Nodules", "Malignant nodules", "Nodule prevalence",
-            "Bayes AUROC (nodule)", "Bayes AUROC (patient)"]  # fmt: skip
-    return table(head, rows)
+        out[split] = {
+            "patients": len(pat),
+            "nodules": len(s),
+            "malignant": int(s["label"].sum()),
+            "prevalence": float(s["label"].mean()),
+            "nodule": ceiling(s["label"].to_numpy(int), s["p"].to_numpy()),
+            "patient": ceiling(pat["label"].to_numpy(int), pat["p"].to_numpy()),
+        }
+    return out
 
 
-def cohort_section(works: list[Path], phantom: Path | None, base: Path, skipped) -> Section | None:
+def read_truth(phantom: Path | None, skipped: list[str]) -> pd.DataFrame | None:
+    """PHANTOM/truth.csv, only the columns the Bayes ceiling needs."""
+    if phantom is None:
+        return None
+    cols = {"patient_id", "split", "label", "p_malignant"}
+    truth = _read(phantom / "truth.csv", skipped,
+                  lambda p: pd.read_csv(p, usecols=lambda c: c in cols, dtype={"patient_id": str}))  # fmt: skip
+    if truth is not None and not cols <= set(truth.columns):
+        skipped.append(f"{phantom.name}/truth.csv: needs columns {sorted(cols)}")
+        return None
+    return truth
+
+
+def cohort_section(works: list[Path], ceilings: dict | None, base: Path, skipped) -> Section | None:
     parts = []
     id_cols = {"patient_id", "nodule_id", "video_id", "center", "label", "split"}
     for work in works:
@@ -176,15 +202,16 @@ def cohort_section(works: list[Path], phantom: Path | None, base: Path, skipped)
                       lambda p: pd.read_csv(p, usecols=lambda c: c in id_cols, dtype=str))  # fmt: skip
         if clips is None or not {"patient_id", "label", "split"} <= set(clips.columns):
             continue
-        parts.append(f"<h3>Work folder {esc(show(work, base))}</h3>" + cohort_table(clips))
-    if phantom is not None:
-        cols = {"patient_id", "split", "label", "p_malignant"}
-        truth = _read(phantom / "truth.csv", skipped,
-                      lambda p: pd.read_csv(p, usecols=lambda c: c in cols, dtype={"patient_id": str}))  # fmt: skip
-        if truth is not None and cols <= set(truth.columns):
-            parts.append("<h3>Phantom: the best any model can do</h3>" + bayes_table(truth))
-            parts.append(para("Bayes AUROC: the phantom generator's own P(malignant) ranked "
-                              "against the truth. No model can expect to beat it."))  # fmt: skip
+        head = f"<h3>Clips per split (work folder {esc(show(work, base))})</h3>"
+        parts.append(head + cohort_table(clips))
+    if ceilings:
+        rows = [[split, c["patients"], c["nodules"], c["malignant"], num(c["prevalence"]),
+                 num(c["nodule"]), num(c["patient"])] for split, c in ceilings.items()]  # fmt: skip
+        head = ["Split", "Patients", "Nodules", "Malignant nodules", "Nodule prevalence",
+                "Bayes AUROC (nodule)", "Bayes AUROC (patient)"]  # fmt: skip
+        parts.append("<h3>Phantom: the best any model can do</h3>" + table(head, rows))
+        parts.append(para("Bayes AUROC: the phantom generator's own P(malignant) ranked "
+                          "against the truth. No model can expect to beat it."))  # fmt: skip
     if not parts:
         return None
     how = ("One row per split; prevalence is the share of patients with at least one malignant "
@@ -268,11 +295,14 @@ def run_section(run: Run, key: str) -> Section:
     return Section(key, run.name, how, parts, level=3)
 
 
-def overview_section(runs: list[Run], phantom_truth: pd.DataFrame | None) -> Section:
+def overview_section(runs: list[Run], ceilings: dict | None) -> Section:
     blocks = {r.name: _patient_blocks(r.metrics or {}) for r in runs}
     splits = _splits(s for b in blocks.values() for s in b)
     rows = [[name] + [ci(*((b.get(s, {}).get("auroc") or {}).get(k) for k in ("value", "low", "high")))
                       for s in splits] for name, b in blocks.items()]  # fmt: skip
+    if ceilings:
+        rows.append(["Bayes ceiling (phantom)"]
+                    + [num((ceilings.get(s) or {}).get("patient")) for s in splits])  # fmt: skip
     how = ("AUROC (95% DeLong CI) per run and split at patient level; 0.5 is chance, 1 perfect. "
            "Details of each run follow.")  # fmt: skip
     return Section("runs", "Models", how, [table(["Run"] + splits, rows)])
@@ -331,10 +361,12 @@ def build_sections(inp, base: Path) -> tuple[list[Section], list[str], list[str]
     runs = [load_run(p, skipped) for p in dict.fromkeys(inp.runs)]
     works = list(dict.fromkeys([w.resolve() for w in inp.work] + [
         w for w in (find_work(r) for r in runs) if w is not None]))  # fmt: skip
-    sections: list[Section | None] = [cohort_section(works, inp.phantom, base, skipped)]
+    truth = read_truth(inp.phantom, skipped)
+    ceilings = bayes_ceilings(truth) if truth is not None else None
+    sections: list[Section | None] = [cohort_section(works, ceilings, base, skipped)]
     commands: list[str] = []
     if runs:
-        sections.append(overview_section(runs, None))
+        sections.append(overview_section(runs, ceilings))
         for i, run in enumerate(runs):
             sections.append(run_section(run, f"run-{i + 1}"))
             commands += train_command(run, base)
