@@ -46,7 +46,12 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    out = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    out = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
     if torch.cuda.is_available():
         out["gpu"] = torch.cuda.get_device_name()
     return out
@@ -63,7 +68,9 @@ def write_clips(root: Path, n: int, frames: int, size: int) -> Path:
     (root / "clips").mkdir(parents=True)
     rows = []
     for i in range(n):
-        np.save(root / "clips" / f"c{i}.npy", rng.integers(0, 256, (frames, size, size), dtype=np.uint8))
+        np.save(
+            root / "clips" / f"c{i}.npy", rng.integers(0, 256, (frames, size, size), dtype=np.uint8)
+        )
         rows.append(
             dict(clip_id=f"c{i}", patient_id=f"p{i}", nodule_id=f"p{i}", video_id=f"v{i}", center="a",
                  label=i % 2, split="train", key_frame=0, first_frame=0, n_frames=frames,
@@ -86,7 +93,9 @@ class PerSampleAugmented(ClipDataset):
         return {**item, "x": x}
 
 
-def time_pipeline(loader, model=None, optimizer=None, device_aug: bool = False, epochs: int = 2) -> float:
+def time_pipeline(
+    loader, model=None, optimizer=None, device_aug: bool = False, epochs: int = 2
+) -> float:
     """Clips per second over `epochs` passes (the first pass is warm-up and not counted)."""
     params = AugmentParams()
     rates = []
@@ -98,7 +107,9 @@ def time_pipeline(loader, model=None, optimizer=None, device_aug: bool = False, 
                 x = augment_batch(x, batch["index"], 0, epoch, params)
             x = to_model_input(x)
             if model is not None:
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], batch["y"])
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                    model(x)[:, 0], batch["y"]
+                )
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -112,7 +123,11 @@ def cpu_section(args) -> dict:
     from thyrovid.models import build_model
 
     torch.set_num_threads(args.threads)
-    out: dict = {"clips": args.clips, "shape": [1, args.frames, args.size, args.size], "batch": args.batch}
+    out: dict = {
+        "clips": args.clips,
+        "shape": [1, args.frames, args.size, args.size],
+        "batch": args.batch,
+    }
     out["workers"] = args.workers
     with tempfile.TemporaryDirectory() as tmp:
         work = write_clips(Path(tmp), args.clips, args.frames, args.size)

@@ -12,7 +12,9 @@ from thyrovid.data import BalancedSampler, ClipDataset, collate, read_clips, to_
 from thyrovid.errors import UserError
 
 
-def make_work_dir(root, n_patients=24, frames=16, size=64, clips_per_patient=2, seed=0, splits=None):
+def make_work_dir(
+    root, n_patients=24, frames=16, size=64, clips_per_patient=2, seed=0, splits=None
+):
     """Fabricate a WORK folder as `thyrovid extract` writes it: clips.csv + uint8 .npy clips.
 
     Malignant clips carry a few small bright dots (calcification-like) in some frames near the
@@ -35,7 +37,9 @@ def make_work_dir(root, n_patients=24, frames=16, size=64, clips_per_patient=2, 
             if label:
                 for t in rng.choice(frames, size=max(2, frames // 3), replace=False):
                     for _ in range(3):
-                        y, x = (rng.integers(-size // 6, size // 6, 2) + [int(cy), int(cx)]).tolist()
+                        y, x = (
+                            rng.integers(-size // 6, size // 6, 2) + [int(cy), int(cx)]
+                        ).tolist()
                         clip[t, y - 1 : y + 2, x - 1 : x + 2] = 250
             clip = np.clip(clip, 0, 255).astype(np.uint8)
             clip_id = f"P{p:03d}_c{c}"
@@ -138,7 +142,9 @@ def test_zero_augmentation_is_identity():
 def test_translation_moves_a_dot_by_the_drawn_shift():
     x = torch.zeros(1, 1, 32, 32, dtype=torch.uint8)
     x[0, 0, 16, 16] = 255
-    params = AugmentParams(translate=0.25, scale=(1, 1), rotate=0, brightness=0, contrast=0, gamma=0)
+    params = AugmentParams(
+        translate=0.25, scale=(1, 1), rotate=0, brightness=0, contrast=0, gamma=0
+    )
     out = augment_batch(x, torch.tensor([5]), 0, 0, params)[0, 0]
     y, xx = divmod(int(out.argmax()), 32)
     assert (y, xx) != (16, 16)  # moved

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from test_data import make_work_dir
 
+from test_data import make_work_dir
 from thyrovid import distributed
 from thyrovid.data import ClipDataset, to_model_input
 from thyrovid.train import load_run
@@ -67,7 +67,9 @@ def test_torchrun_two_ranks_match_one_process(tmp_path):
     cmd1 = [sys.executable, "-m", "thyrovid", "train", str(work), "--out", str(one), *ARGS]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     cmd2 = [*torchrun, "-m", "thyrovid", "train", str(work), "--out", str(two), *ARGS]
-    procs = [subprocess.Popen(c, env=_env(), stderr=subprocess.PIPE, text=True) for c in (cmd1, cmd2)]
+    procs = [
+        subprocess.Popen(c, env=_env(), stderr=subprocess.PIPE, text=True) for c in (cmd1, cmd2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import signal
 import subprocess
@@ -14,8 +15,8 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from test_data import make_work_dir
 
+from test_data import make_work_dir
 from thyrovid.config import TrainConfig, load_config, parse_overrides
 from thyrovid.errors import UserError
 from thyrovid.train import add_arguments, config_from_args, load_run, train
@@ -47,7 +48,7 @@ def test_defaults_are_the_papers_recipe():
     c = TrainConfig()
     assert (c.lr, c.betas, c.batch_size, c.epochs, c.dropout) == (1e-3, (0.9, 0.999), 16, 100, 0.5)
     assert c.schedule == "none" and c.patience is None and c.balance == "none"
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
         c.lr = 1.0  # type: ignore[misc]
 
 
@@ -57,7 +58,18 @@ def test_yaml_then_flags_then_set(tmp_path):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(
-        ["W", "--out", "R", "--config", str(cfg), "--epochs", "9", "--set", "patience=3", "betas=[0.5,0.9]"]
+        [
+            "W",
+            "--out",
+            "R",
+            "--config",
+            str(cfg),
+            "--epochs",
+            "9",
+            "--set",
+            "patience=3",
+            "betas=[0.5,0.9]",
+        ]
     )
     c = config_from_args(args)
     assert (c.lr, c.epochs, c.schedule, c.patience) == (3e-4, 9, "cosine", 3)
@@ -80,7 +92,12 @@ def test_run_folder_and_load_run(tmp_path):
     work = make_work_dir(tmp_path / "work", n_patients=6, frames=8, size=32)
     config = TrainConfig(**TINY, epochs=2, balance="pos_weight", schedule="cosine")
     run = train(work, tmp_path / "run", config)
-    assert {p.name for p in run.iterdir()} >= {"config.yaml", "model.safetensors", "state", "log.csv"}
+    assert {p.name for p in run.iterdir()} >= {
+        "config.yaml",
+        "model.safetensors",
+        "state",
+        "log.csv",
+    }
     rows = _log(run)
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert 0.0 <= float(rows[-1]["val_auroc"]) <= 1.0 and float(rows[-1]["clips_per_s"]) > 0

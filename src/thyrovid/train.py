@@ -157,7 +157,9 @@ class _Engine:
 
     def autocast(self):
         return torch.autocast(
-            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
         )
 
     def train_epoch(self, loader: DataLoader, epoch: int) -> tuple[float, int, float]:
@@ -201,7 +203,9 @@ class _Engine:
         self.net.eval()
         local = []
         for batch in tqdm(loader, desc="validate", disable=not dist.is_main(), leave=False):
-            x = _prepare(to_model_input(batch["x"].to(self.device)), self.device, self.channels_last)
+            x = _prepare(
+                to_model_input(batch["x"].to(self.device)), self.device, self.channels_last
+            )
             with self.autocast():
                 logits = self.net(x)[:, 0].float().cpu()
             losses = F.binary_cross_entropy_with_logits(logits, batch["y"], reduction="none")
@@ -244,7 +248,9 @@ def _loaders(train_ds, val_ds, config, rank, world_size, device):
         persistent_workers=config.num_workers > 0,
     )
     train_loader = DataLoader(train_ds, batch_size=local, sampler=sampler, **common)
-    val_sampler = DistributedSampler(val_ds, world_size, rank, shuffle=False) if len(val_ds) else None
+    val_sampler = (
+        DistributedSampler(val_ds, world_size, rank, shuffle=False) if len(val_ds) else None
+    )
     val_loader = DataLoader(val_ds, batch_size=local, sampler=val_sampler, **common)
     return train_loader, val_loader, sampler
 
@@ -260,7 +266,9 @@ def _scheduler(config: TrainConfig, optimizer):
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     if config.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=5)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=0.5, patience=5
+        )
     return None
 
 
@@ -310,12 +318,11 @@ def train(
     problem, state = dist.broadcast_object((problem, state))
     if problem:
         raise UserError(problem)
+    net = build_network(config)  # before writing anything: it checks the architecture options
     if dist.is_main():
         (out / "state").mkdir(parents=True, exist_ok=True)
         meta = {"input_shape": list(shape), "world_size": world_size, "clips_train": len(train_ds)}
         save_config(config, out / "config.yaml", meta)
-
-    net = build_network(config)
     if world_size > 1:
         net = dist.convert_batchnorm(net, device)
     net.to(device)
@@ -390,13 +397,18 @@ def train(
             )
             if writer is not None:
                 for key in ("train_loss", "val_loss", "val_auroc", "lr", "clips_per_s"):
-                    if row[key] != "" and not (isinstance(row[key], float) and math.isnan(row[key])):
+                    if row[key] != "" and not (
+                        isinstance(row[key], float) and math.isnan(row[key])
+                    ):
                         writer.add_scalar(key, row[key], epoch + 1)
             print(json.dumps({k: _round(v) for k, v in row.items()}), file=sys.stderr)
         dist.barrier()
         if config.patience is not None and bad_evals >= config.patience:
             if dist.is_main():
-                print(f"early stop: no better {select_by} for {bad_evals} evaluations", file=sys.stderr)
+                print(
+                    f"early stop: no better {select_by} for {bad_evals} evaluations",
+                    file=sys.stderr,
+                )
             break
     if writer is not None:
         writer.close()
@@ -415,7 +427,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="run folder to write (or resume)")
     parser.add_argument("--arch", help="network (thyrovid.models.list_models()); default resnet50")
     parser.add_argument("--dims", type=int, choices=(2, 3), help="3: clips, 2: key-frame images")
-    parser.add_argument("--config", help="YAML file of training options (a run's config.yaml works)")
+    parser.add_argument(
+        "--config", help="YAML file of training options (a run's config.yaml works)"
+    )
     parser.add_argument(
         "--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
         help="override any option, e.g. --set schedule=cosine patience=10 aug_rotate=10",

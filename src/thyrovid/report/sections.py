@@ -252,8 +252,9 @@ def config_table(config: dict) -> str:
     meta = config.get("meta") or {}
     rows = []
     for label, key in CONFIG_ROWS:
-        if key in config:
+        if key in config and not (key == "input_frames" and config.get("dims") == 2):
             v = config[key]
+            v = "off" if v is None and key == "patience" else v
             rows.append([label, ", ".join(map(str, v)) if isinstance(v, list) else v])
     shape = meta.get("input_shape")
     if isinstance(shape, list) and len(shape) in (3, 4):
@@ -284,7 +285,7 @@ def run_section(run: Run, key: str) -> Section:
                           "(malignant when P >= threshold).", cls="how"))  # fmt: skip
         parts.append(metrics_table(blocks))
         parts.append(para(f"AUROC CIs: DeLong. Proportion CIs: {m.get('ci', 'NA')}, level "
-                          f"{num(m.get('level'), 2)}. Test-time views per clip: {m.get('tta', 1)}."))  # fmt: skip
+                          f"{num(m.get('ci_level', m.get('level')), 2)}. Test-time views per clip: {m.get('tta', 1)}."))  # fmt: skip
     elif run.metrics is None:
         parts.append(para(f"No metrics.json: run `thyrovid evaluate {run.path.name}`."))
     parts.append(figure(roc_and_reliability(run.predictions, run.metrics),
