@@ -167,6 +167,9 @@ def test_report_shows_every_section_with_the_numbers_of_its_inputs(demo, tmp_pat
     assert f"{mrmc['rrrc']['differences'][0]['estimate']:.3f}" in page
     # Grad-CAM: the clip's probability and a montage
     assert "TE001_c0: malignant, P(malignant) 0.812" in page
+    row = "<td>TE001_c0</td><td>malignant</td><td>0.812</td><td>0.400</td><td>0.100</td><td>4.000</td><td>yes</td>"
+    assert row in page
+    assert "median energy ratio 2.500" in page and "pointing game 0.500" in page
     # images embedded: 2 training curves, 2 ROC/reliability, roc, delong, confusion, fig 7, 2 montages
     images = _images(page)
     assert len(images) >= 10

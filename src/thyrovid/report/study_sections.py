@@ -156,6 +156,12 @@ def readers_section(folder: Path, skipped: list[str]) -> Section | None:
 # --------------------------------------------------------------------------- Grad-CAM
 
 
+def _yes_no(hit: object) -> str:
+    """Pointing-game outcome (1.0 / 0.0 / NaN) as yes / no / NA."""
+    text = num(hit)
+    return "NA" if text == "NA" else ("yes" if float(text) >= 0.5 else "no")
+
+
 def cam_section(folder: Path, skipped: list[str]) -> Section | None:
     cam = _read(folder / "cam.csv", skipped,
                 lambda p: pd.read_csv(p, usecols=lambda c: c in CAM_COLUMNS, dtype={"clip_id": str}))  # fmt: skip
@@ -172,7 +178,7 @@ def cam_section(folder: Path, skipped: list[str]) -> Section | None:
                           "whose hottest voxel lies on a calcification).", cls="how"))  # fmt: skip
     label = {0: "benign", 1: "malignant"}
     rows = [[r.clip_id, label.get(r.label, r.label), num(r.prob), num(r.energy_in_mask),
-             num(r.mask_fraction), num(r.energy_ratio), num(r.pointing_hit)]
+             num(r.mask_fraction), num(r.energy_ratio), _yes_no(r.pointing_hit)]
             for r in cam.itertuples()]  # fmt: skip
     head = ["Clip", "Truth", "P(malignant)", "Energy in mask", "Mask fraction", "Energy ratio",
             "Pointing hit"]  # fmt: skip
