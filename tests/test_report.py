@@ -199,7 +199,7 @@ def test_demo_folder_from_the_command_line(demo, capsys):
     from thyrovid.cli import main
 
     root, _ = demo
-    assert main(["report", "--demo", str(root), "--out", str(root / "report.html")]) == 0
+    assert main(["report", "--demo", str(root)]) == 0  # default: DEMO_DIR/report.html
     assert json.loads(capsys.readouterr().out)["bytes"] > 10_000
     page = (root / "report.html").read_text()
     for key in ("cohort", "run-1", "run-2", "compare-1", "readers", "gradcam"):

@@ -14,10 +14,15 @@ The clip probabilities of a video are soft-voted (mean, `thyrovid.predict.soft_v
 video P(malignant). The decision uses the run's threshold from RUN/metrics.json (chosen by
 `thyrovid evaluate` on the validation patients), or `--threshold`; without either there is
 no decision. Outputs never contain DICOM identifiers: only the path the user gave.
+
+Output: one line per video, or with `--json` the `predict_video` dict (a list of them when
+`--boxes` names several videos). A video that cannot be read is skipped with one line when
+there are several; with one video it is the error (exit 2).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -34,6 +39,7 @@ from thyrovid.errors import UserError
 HELP = "P(malignant) for new videos + boxes, with Grad-CAM heatmaps"
 DEFAULT_EXPAND = 1.5  # `thyrovid extract --expand` default (the paper's 1.5x box)
 BOX_COLUMNS = ("video", "frame", "x0", "y0", "x1", "y1")
+BATCH = 8  # clips per forward pass
 
 Box = tuple[float, float, float, float]
 
@@ -250,6 +256,7 @@ class Predictor:
         if self.tta < 1:
             raise UserError("--tta must be >= 1")
         self.model, self.config = load_run(self.run_dir, device=self.device)
+        self._cam_model = None
         self.prep, self.notes = run_preprocessing(self.run_dir, self.config, work_dir, expand)
         if threshold is not None:
             if not 0.0 <= threshold <= 1.0:
@@ -265,11 +272,15 @@ class Predictor:
         from thyrovid.data import to_model_input
         from thyrovid.predict import tta_views
 
-        batch = to_model_input(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device))
-        with torch.inference_mode():
-            views = tta_views(batch, self.tta)
-            probs = [torch.sigmoid(self.model(v)[:, 0].float()).cpu().numpy() for v in views]
-        return np.mean(probs, axis=0).astype(np.float64)
+        out = []
+        for start in range(0, len(x), BATCH):  # bounded memory for many key frames
+            part = torch.from_numpy(np.ascontiguousarray(x[start : start + BATCH]))
+            batch = to_model_input(part[:, None].to(self.device))
+            with torch.inference_mode():
+                views = tta_views(batch, self.tta)
+                probs = [torch.sigmoid(self.model(v)[:, 0].float()).cpu().numpy() for v in views]
+            out.append(np.mean(probs, axis=0))
+        return np.concatenate(out).astype(np.float64)
 
     def cams(self, x: np.ndarray) -> list:
         """Grad-CAM (`thyrovid.explain.grad_cam`) of each clip -> list of CamResult."""
@@ -278,10 +289,16 @@ class Predictor:
         from thyrovid.data import to_model_input
         from thyrovid.explain import grad_cam
 
-        batch = to_model_input(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device))
-        with warnings.catch_warnings():  # explain converts a grad-requiring logit to float
-            warnings.simplefilter("ignore", UserWarning)
-            return grad_cam(self.model, batch)
+        if self._cam_model is None:  # explain returns maps via .numpy(): keep them on the CPU
+            cpu = self.device == "cpu"
+            self._cam_model = self.model if cpu else copy.deepcopy(self.model).cpu().eval()
+        out = []
+        for clip in x:  # one at a time: the backward pass of a full-size 3D net is large
+            batch = to_model_input(torch.from_numpy(np.ascontiguousarray(clip))[None, None])
+            with warnings.catch_warnings():  # explain converts a grad-requiring logit to float
+                warnings.simplefilter("ignore", UserWarning)
+                out += grad_cam(self._cam_model, batch)
+        return out
 
     def predict(self, video_path, pairs: Sequence[tuple[int, Box]], cam=False, cam_dir=None):
         """Predict one video; see `predict_video` for the result."""
@@ -318,13 +335,16 @@ class Predictor:
         from thyrovid.explain import _write_avi, _write_png, montage, overlay
 
         clips = x if x.ndim == 4 else x[:, None]
-        for plan, clip, res in zip(result["clips"], clips, self.cams(x)):
+        seen: set[str] = set()
+        for i, (plan, clip, res) in enumerate(zip(result["clips"], clips, self.cams(x))):
             cam3 = res.cam if res.cam.ndim == 3 else res.cam[None]
             plan["montage"] = montage(clip, cam3)  # (2S, nS, 3) uint8 RGB, not JSON
             if cam_dir is not None:
                 out = Path(cam_dir)
                 out.mkdir(parents=True, exist_ok=True)
                 stem = f"{Path(video_path).stem}_f{plan['frame']:05d}"
+                stem = stem if stem not in seen else f"{stem}_{i}"  # same key frame twice
+                seen.add(stem)
                 _write_png(out / f"{stem}.png", plan["montage"])
                 plan["cam_png"] = str(out / f"{stem}.png")
                 if clip.shape[0] > 1:

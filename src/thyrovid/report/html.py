@@ -319,13 +319,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="work folders for the cohort summary (default: the runs' own)")  # fmt: skip
     parser.add_argument("--demo", metavar="DEMO_DIR", help="a `thyrovid demo --out` folder")
     parser.add_argument("--title", help="page title")
-    parser.add_argument("--out", default="report.html", help="HTML file (default report.html)")
+    parser.add_argument("--out", help="HTML file (default report.html, or DEMO_DIR/report.html)")
 
 
 def run(args: argparse.Namespace) -> int:
+    out = args.out or (Path(args.demo) / "report.html" if args.demo else "report.html")
     path = build_report(
         runs=args.runs, compare=args.compare, readers=args.readers, cam=args.cam,
-        phantom=args.phantom, title=args.title, out=args.out, demo=args.demo, work=args.work,
+        phantom=args.phantom, title=args.title, out=out, demo=args.demo, work=args.work,
     )  # fmt: skip
     size = path.stat().st_size
     print(json.dumps({"report": str(path), "bytes": size}))

@@ -289,10 +289,12 @@ def run_section(run: Run, key: str) -> Section:
     elif run.metrics is None:
         parts.append(para(f"No metrics.json: run `thyrovid evaluate {run.path.name}`."))
     parts.append(figure(roc_and_reliability(run.predictions, run.metrics),
-                        "Left: ROC per split (patient level). Right: reliability; points on the "
-                        "diagonal mean the probabilities can be taken at face value."))  # fmt: skip
-    how = ("Patient-level soft voting (mean P(malignant) of a patient's clips); one column per "
-           "split. Brier: mean squared error of the probability (lower is better).")  # fmt: skip
+                        "ROC per split and reliability diagram (patient level); reliability "
+                        "points on the diagonal mean the probabilities can be taken at face "
+                        "value (point size: patients in the bin)."))  # fmt: skip
+    how = ("Patient level: clip probabilities averaged to videos, nodules, then the patient "
+           "(soft voting); one column per split. Brier: mean squared error of the probability "
+           "(lower is better).")  # fmt: skip
     return Section(key, run.name, how, parts, level=3)
 
 
