@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from thyrovid.atomic import write_text_atomic
 from thyrovid.errors import CohortError, UserError
 
 REQUIRED = ("patient_id", "video", "center", "label", "frame", "x0", "y0", "x1", "y1")
@@ -282,19 +283,8 @@ def write_cohort(rows: Iterable[Mapping], path: str | os.PathLike) -> Path:
     writer.writeheader()
     for rec in rows:
         writer.writerow({k: format_number(v) for k, v in rec.items()})
-    atomic_write_text(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
     return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` via a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def format_number(value) -> str:

@@ -94,7 +94,9 @@ def grad_cam(
     cam = F.interpolate(cam, size=x.shape[2:], mode=mode, align_corners=False)[:, 0]
     peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)
     cam = cam / peak.view(-1, *([1] * (cam.ndim - 1)))
-    probs = torch.sigmoid(logits.detach().float())
+    logits = logits.detach().float().cpu()
+    probs = torch.sigmoid(logits)
+    cam = cam.cpu()
     return [
         CamResult(cam[i].numpy().astype(np.float32), float(logits[i]), float(probs[i]))
         for i in range(cam.shape[0])
@@ -168,7 +170,7 @@ def montage(clip: np.ndarray, cam: np.ndarray, n: int = 8) -> np.ndarray:
     return np.concatenate([top, bottom], axis=0)
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
+def write_png(path: Path, rgb: np.ndarray) -> None:
     import cv2
 
     tmp = path.with_name(path.name + ".tmp.png")
@@ -176,7 +178,7 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _write_avi(path: Path, frames_rgb: np.ndarray, fps: float = 8.0) -> None:
+def write_avi(path: Path, frames_rgb: np.ndarray, fps: float = 8.0) -> None:
     import cv2
 
     tmp = path.with_name(path.name + ".tmp.avi")
@@ -246,7 +248,11 @@ def explain_clips(
 
     run_dir = Path(run_dir)
     model, config = load_run(run_dir, device=device)
-    work_dir = Path(work_dir or getattr(config, "work_dir", "") or "")
+    if work_dir is None:
+        from thyrovid.evaluate import run_work_dir
+
+        work_dir = run_work_dir(run_dir)
+    work_dir = Path(work_dir)
     if not (work_dir / "clips.csv").exists():
         raise UserError(f"{work_dir / 'clips.csv'}: not found; pass --work WORK")
     clips = read_clips(work_dir)
@@ -275,9 +281,9 @@ def explain_clips(
         np.save(out_dir / f"{cid}.npy", res.cam)
         clip3 = raw if raw.ndim == 3 else raw[None]
         cam3 = res.cam if res.cam.ndim == 3 else res.cam[None]
-        _write_png(out_dir / f"{cid}.png", montage(clip3, cam3))
+        write_png(out_dir / f"{cid}.png", montage(clip3, cam3))
         if dims == 3:
-            _write_avi(out_dir / f"{cid}.avi", overlay(clip3, cam3))
+            write_avi(out_dir / f"{cid}.avi", overlay(clip3, cam3))
         item = {"clip_id": cid, "label": int(row["label"]), "prob": res.prob}
         if truth_dir is not None:
             mask = _truth_mask(Path(truth_dir), row, cam3.shape, dims)

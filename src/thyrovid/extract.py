@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from thyrovid.atomic import write_text_atomic
 from thyrovid.errors import UserError
 
 if TYPE_CHECKING:  # pandas and the cohort code load lazily: worker processes never need them
@@ -228,7 +229,6 @@ def _read_headers(cohort: Cohort, cache_file: Path) -> dict[str, object]:
     Opens each video once (header only). Headers are cached in `cache_file` (geometry only,
     keyed by path, size and modification time), so a rerun on a large cohort opens nothing.
     """
-    from thyrovid.cohort import atomic_write_text
     from thyrovid.io import VideoInfo, open_video
 
     try:
@@ -257,7 +257,7 @@ def _read_headers(cohort: Cohort, cache_file: Path) -> dict[str, object]:
         fresh[path] = {"stamp": stamp, "format": info.format, "shape": shape, "region": region}
     if fresh != cache:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cache_file, json.dumps(fresh, sort_keys=True) + "\n")
+        write_text_atomic(cache_file, json.dumps(fresh, sort_keys=True) + "\n")
     return headers
 
 
@@ -319,7 +319,6 @@ def plan_clips(
 
 
 def _check_params(work: Path, params: dict, overwrite: bool) -> None:
-    from thyrovid.cohort import atomic_write_text
 
     path = work / "extract.json"
     if path.exists() and not overwrite:
@@ -333,7 +332,7 @@ def _check_params(work: Path, params: dict, overwrite: bool) -> None:
                 f"{work}: already extracted with {have}; use the same parameters, another "
                 "--out folder, or --overwrite"
             )
-    atomic_write_text(path, json.dumps(params, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(path, json.dumps(params, indent=2, sort_keys=True) + "\n")
 
 
 def _pending(plan: pd.DataFrame, work: Path, frames: int, size: int, overwrite: bool) -> pd.Series:
@@ -528,12 +527,11 @@ def _validate_and_plan(
 def _write_clips_csv(plan: pd.DataFrame, work: Path) -> None:
     import pandas as pd
 
-    from thyrovid.cohort import atomic_write_text
 
     if plan.empty:
         plan = pd.DataFrame(columns=FIRST_COLUMNS)
     cols = FIRST_COLUMNS + [c for c in plan.columns if c not in FIRST_COLUMNS + ["video_path"]]
-    atomic_write_text(work / "clips.csv", plan[cols].to_csv(index=False, lineterminator="\n"))
+    write_text_atomic(work / "clips.csv", plan[cols].to_csv(index=False, lineterminator="\n"))
 
 
 def add_arguments(parser) -> None:

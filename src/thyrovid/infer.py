@@ -332,7 +332,7 @@ class Predictor:
         return result
 
     def _add_cams(self, result: dict, x: np.ndarray, video_path, cam_dir) -> None:
-        from thyrovid.explain import _write_avi, _write_png, montage, overlay
+        from thyrovid.explain import montage, overlay, write_avi, write_png
 
         clips = x if x.ndim == 4 else x[:, None]
         seen: set[str] = set()
@@ -345,10 +345,10 @@ class Predictor:
                 stem = f"{Path(video_path).stem}_f{plan['frame']:05d}"
                 stem = stem if stem not in seen else f"{stem}_{i}"  # same key frame twice
                 seen.add(stem)
-                _write_png(out / f"{stem}.png", plan["montage"])
+                write_png(out / f"{stem}.png", plan["montage"])
                 plan["cam_png"] = str(out / f"{stem}.png")
                 if clip.shape[0] > 1:
-                    _write_avi(out / f"{stem}.avi", overlay(clip, cam3))
+                    write_avi(out / f"{stem}.avi", overlay(clip, cam3))
                     plan["cam_avi"] = str(out / f"{stem}.avi")
 
 

@@ -86,6 +86,14 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
     return model.to(device).eval(), config
 
 
+def _extract_params(work: Path) -> dict | None:
+    """WORK/extract.json (frames, size, box expansion) so a run says how its input was cut."""
+    try:
+        return json.loads((work / "extract.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _save_weights(model: nn.Module, path: Path) -> None:
     from safetensors.torch import save_file
 
@@ -321,7 +329,13 @@ def train(
     net = build_network(config)  # before writing anything: it checks the architecture options
     if dist.is_main():
         (out / "state").mkdir(parents=True, exist_ok=True)
-        meta = {"input_shape": list(shape), "world_size": world_size, "clips_train": len(train_ds)}
+        meta = {
+            "input_shape": list(shape),
+            "world_size": world_size,
+            "clips_train": len(train_ds),
+            "work_dir": str(Path(work_dir).resolve()),
+            "extract": _extract_params(Path(work_dir)),
+        }
         save_config(config, out / "config.yaml", meta)
     if world_size > 1:
         net = dist.convert_batchnorm(net, device)

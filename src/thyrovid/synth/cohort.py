@@ -11,6 +11,7 @@ number of worker processes, and no clock time is written: same seed, same bytes.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from thyrovid.atomic import write_text_atomic
 from thyrovid.synth import anatomy
 from thyrovid.synth.profiles import CenterProfile, select_centers
 from thyrovid.synth.video import NoduleTask, VideoPlan, render_nodule
@@ -233,12 +235,10 @@ def synthesize(out_dir: str | os.PathLike, config: SynthConfig, progress: bool =
     _write_csv(truth, out / "truth.csv")
     readers_written = _write_readers(truth, out / "readers.csv", config.seed)
     summary = summarize(truth, cohort, results)
-    summary.update(
-        out=str(out),
-        seed=config.seed,
-        readers_csv=readers_written,
-        seconds=round(time.perf_counter() - start, 2),
-    )
+    summary.update(seed=config.seed, readers_csv=readers_written)
+    # summary.json carries no timing or path, so the folder stays bit-identical per seed
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    summary.update(out=str(out), seconds=round(time.perf_counter() - start, 2))
     return summary
 
 
