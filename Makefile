@@ -31,6 +31,7 @@ format: venv
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 bench: venv
+	$(BIN)/python -m pip install -q $(PIP_FLAGS) --no-deps monai
 	for f in benchmarks/*.py; do $(BIN)/python $$f; done
 
 clean:
