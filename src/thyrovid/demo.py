@@ -58,8 +58,8 @@ def run_demo(s: DemoSettings) -> dict:
     import pandas as pd
 
     from thyrovid.compare import compare
-    from thyrovid.errors import UserError
     from thyrovid.config import TrainConfig
+    from thyrovid.errors import UserError
     from thyrovid.evaluate import evaluate
     from thyrovid.explain import explain_clips
     from thyrovid.extract import extract
