@@ -92,7 +92,6 @@ def test_overlay_and_montage_shapes():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     from test_data import make_work_dir
-
     from thyrovid.config import TrainConfig
     from thyrovid.train import train
 

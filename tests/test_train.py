@@ -176,7 +176,7 @@ def test_small_3d_network_learns_the_phantom(tmp_path):
     synth = SynthConfig(patients=40, seed=0, centers=("int_a", "int_b"), frames=(18, 22), size=(96, 128))
     synthesize(phantom, synth)
     extract(phantom / "cohort.csv", work, frames=16, size=64, seed=0)
-    config = TrainConfig(**{**TINY, "temporal_strides": (2, 2, 2, 2, 1)}, epochs=ACCEPT_EPOCHS, lr=ACCEPT_LR)
-    run = train(work, tmp_path / "run", config)
-    best = max(float(r["val_auroc"]) for r in _log(run))
-    assert best >= ACCEPT_VAL_FLOOR
+    config = TrainConfig(**{**TINY, "temporal_strides": (2, 2, 2, 2, 1)}, epochs=6)
+    rows = _log(train(work, tmp_path / "run", config))
+    print([round(float(r["val_auroc"]), 3) for r in rows])
+    assert max(float(r["val_auroc"]) for r in rows) >= 0.8
