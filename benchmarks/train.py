@@ -124,6 +124,7 @@ def cpu_section(args) -> dict:
 
     torch.set_num_threads(args.threads)
     out: dict = {
+        "torch_threads": args.threads,
         "clips": args.clips,
         "shape": [1, args.frames, args.size, args.size],
         "batch": args.batch,
@@ -141,7 +142,7 @@ def cpu_section(args) -> dict:
             "per_sample_workers": time_pipeline(baseline_loader),
         }
         torch.manual_seed(0)
-        model = build_model(args.arch, dims=3, width=args.width, temporal_strides=(1, 1, 1, 2, 2))
+        model = build_model(args.arch, dims=3, width=args.width, temporal_strides=(2, 2, 2, 2, 1))
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         out["train_clips_per_s"] = {
             "device_batched": time_pipeline(device_loader, model, opt, device_aug=True, epochs=1),
@@ -232,6 +233,38 @@ def gpu_variant(args, name: str, bf16: bool, channels_last: bool, compile_: bool
     }
 
 
+def augmentation_only(args, dev: torch.device) -> dict:
+    """Clips/s of the augmentation alone: batched on `dev` vs one clip at a time on one CPU core."""
+    b, t, s = args.gpu_batch, args.gpu_frames, args.gpu_size
+    clips = torch.randint(0, 256, (b, 1, t, s, s), dtype=torch.uint8)
+    params = AugmentParams()
+    on_dev = clips.to(dev)
+
+    def batched(i: int) -> None:
+        augment_batch(on_dev, torch.arange(b) + i * b, 0, 0, params)
+
+    def per_sample(i: int) -> None:
+        for j in range(b):
+            augment_batch(clips[j : j + 1], torch.tensor([i * b + j]), 0, 0, params)
+
+    out = {}
+    for name, fn, reps in (
+        ("device_batched", batched, 10),
+        ("cpu_per_sample_1_core", per_sample, 1),
+    ):
+        fn(0)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for i in range(reps):
+            fn(i + 1)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        out[name] = b * reps / (time.perf_counter() - t0)
+    out["ratio"] = out["device_batched"] / out["cpu_per_sample_1_core"]
+    return out
+
+
 def gpu_section(args) -> dict:
     cuda = args.gpu_device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
@@ -254,17 +287,35 @@ def gpu_section(args) -> dict:
         ("bf16_channels_last_compile", True, True, True),
     ]
     start = time.perf_counter()
+    try:
+        with torch.no_grad():
+            out["augmentation_clips_per_s"] = augmentation_only(args, torch.device(args.gpu_device))
+    except Exception as exc:
+        out["augmentation_clips_per_s"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
     for name, bf16, cl, comp in variants:
         if comp and args.no_compile:
             continue
         if time.perf_counter() - start > args.budget_s:
             out["variants"][name] = {"skipped": "time budget spent"}
             continue
-        try:
-            out["variants"][name] = gpu_variant(args, name, bf16, cl, comp)
-        except Exception as exc:  # keep the other variants' numbers
-            out["variants"][name] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-            traceback.print_exc(file=sys.stderr)
+        batch = args.gpu_batch
+        while True:
+            try:
+                res = gpu_variant(
+                    argparse.Namespace(**{**vars(args), "gpu_batch": batch}), name, bf16, cl, comp
+                )
+                out["variants"][name] = {**res, "batch": batch}
+            except torch.cuda.OutOfMemoryError:
+                if cuda:
+                    torch.cuda.empty_cache()
+                if batch > 2:  # the network does not fit: measure a smaller batch, say so
+                    batch //= 2
+                    continue
+                out["variants"][name] = {"error": "out of memory at batch 2"}
+            except Exception as exc:  # keep the other variants' numbers
+                out["variants"][name] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+                traceback.print_exc(file=sys.stderr)
+            break
         if cuda:
             torch.cuda.empty_cache()
         print(json.dumps({name: out["variants"][name]}), file=sys.stderr, flush=True)
@@ -280,10 +331,10 @@ def main() -> None:
     p.add_argument("--gpu", "--gpu-section", action="store_true", help="run the CUDA section")
     p.add_argument("--clips", type=int, default=64)
     p.add_argument("--frames", type=int, default=16)
-    p.add_argument("--size", type=int, default=112)
+    p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
     p.add_argument("--arch", default="densenet121")
     p.add_argument("--width", type=float, default=0.125)
     p.add_argument("--gpu-arch", default="inception_resnet_v2")

@@ -160,3 +160,14 @@ def test_balanced_sampler_draws_classes_equally_and_splits_ranks():
     ranks = [list(BalancedSampler(labels, 2, r, seed=3)) for r in (0, 1)]
     merged = [i for pair in zip(*ranks) for i in pair]
     assert merged == list(s)
+
+
+def test_unreadable_clips_are_dropped_with_one_line_each(work):
+    (work / "clips" / "P001_c0.npy").write_bytes(b"not a numpy file")
+    (work / "clips" / "P002_c1.npy").unlink()
+    ds = ClipDataset(work, None, dims=3)
+    problems = ds.drop_unreadable()
+    assert len(problems) == 2 and len(ds) == 10
+    assert "P001_c0" in problems[0] and "P002_c1" in problems[1]
+    assert "P001_c0" not in ds.clips["clip_id"].tolist()
+    assert ds[len(ds) - 1]["clip_id"] == "P005_c1"

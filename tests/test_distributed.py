@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -16,9 +17,12 @@ from thyrovid.data import ClipDataset, to_model_input
 from thyrovid.train import load_run
 
 ARGS = [
-    # DenseNet121 has no convolution bias in front of its BatchNorms: such biases have a true
-    # gradient of 0, and Adam turns their float noise into +-lr steps (ResNet50 has them).
-    "--arch", "densenet121", "--dims", "3", "--epochs", "2", "--batch-size", "4",
+    # Adam's first steps are about lr * sign(gradient): a weight whose true gradient is ~0
+    # (a dead unit; a convolution bias in front of a BatchNorm, as ResNet50 has) steps +-lr
+    # on float noise, which differs between 1 and 2 ranks (summation order). So the networks
+    # match to float tolerance only for a few steps: 1 epoch = 2 steps here, on DenseNet121
+    # (no biases before its BatchNorms). Measured: max |dP| 3.5e-6 after 2 steps.
+    "--arch", "densenet121", "--dims", "3", "--epochs", "1", "--batch-size", "4",
     "--width", "0.125", "--device", "cpu", "--num-workers", "0",
     # dropout masks are drawn per rank, so only dropout-free training can match exactly
     "--set", "dropout=0", "temporal_strides=[1,1,1,2,2]", "tensorboard=false",
@@ -61,8 +65,12 @@ def test_global_batchnorm_converts_and_matches_batchnorm_alone():
 @pytest.mark.slow
 def test_torchrun_two_ranks_match_one_process(tmp_path):
     # 8 training clips = 2 global batches of 4 (2 per rank): no rank pads duplicates in
-    # training; 4 validation clips over 2 ranks.
+    # training. 5 validation clips: the sampler pads rank 1 with a repeat, which evaluation
+    # must drop (else the logged val_loss/AUROC would differ from one process's).
     work = make_work_dir(tmp_path / "work", n_patients=6, frames=8, size=32)
+    clips = pd.read_csv(work / "clips.csv")
+    extra = clips[clips["split"] == "val"].iloc[[-1]].assign(clip_id="P005_c2", label=0)
+    pd.concat([clips, extra]).to_csv(work / "clips.csv", index=False)
     one, two = tmp_path / "one", tmp_path / "two"
     cmd1 = [sys.executable, "-m", "thyrovid", "train", str(work), "--out", str(one), *ARGS]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -78,7 +86,10 @@ def test_torchrun_two_ranks_match_one_process(tmp_path):
     np.testing.assert_allclose(p2, p1, atol=5e-5)
     log1 = (one / "log.csv").read_text().splitlines()
     log2 = (two / "log.csv").read_text().splitlines()
-    assert len(log1) == len(log2) == 3
+    assert len(log1) == len(log2) == 2
     auroc1 = [float(r.split(",")[3]) for r in log1[1:]]
     auroc2 = [float(r.split(",")[3]) for r in log2[1:]]
     assert auroc1 == pytest.approx(auroc2, abs=1e-6)
+    loss1 = [float(r.split(",")[2]) for r in log1[1:]]
+    loss2 = [float(r.split(",")[2]) for r in log2[1:]]
+    assert loss1 == pytest.approx(loss2, abs=1e-4)

@@ -167,16 +167,20 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path):
 def test_small_3d_network_learns_the_phantom(tmp_path):
     """Acceptance: a width-reduced 3D DenseNet121 on 16x64x64 phantom clips, 2 CPU cores.
 
-    Floors measured with this seed (see the assertion messages); chance is 0.5.
+    28 training patients (109 clips), 6 validation patients (31 clips), batch 4, 5 epochs.
+    Measured with this seed (torch 2.13 CPU): val AUROC per epoch 0.399, 0.728, 0.855, 0.583,
+    0.925; the floor 0.8 is asserted on the best epoch (the checkpoint kept). Chance is 0.5.
     """
     from thyrovid.extract import extract
     from thyrovid.synth.cohort import SynthConfig, synthesize
 
     phantom, work = tmp_path / "phantom", tmp_path / "work"
-    synth = SynthConfig(patients=40, seed=0, centers=("int_a", "int_b"), frames=(18, 22), size=(96, 128))
+    synth = SynthConfig(
+        patients=40, seed=0, centers=("int_a", "int_b"), frames=(18, 22), size=(96, 128)
+    )
     synthesize(phantom, synth)
     extract(phantom / "cohort.csv", work, frames=16, size=64, seed=0)
-    config = TrainConfig(**{**TINY, "temporal_strides": (2, 2, 2, 2, 1)}, epochs=6)
+    config = TrainConfig(**{**TINY, "temporal_strides": (2, 2, 2, 2, 1)}, epochs=5)
     rows = _log(train(work, tmp_path / "run", config))
     print([round(float(r["val_auroc"]), 3) for r in rows])
     assert max(float(r["val_auroc"]) for r in rows) >= 0.8

@@ -103,15 +103,38 @@ class ClipDataset(Dataset):
         if splits is not None:
             splits = [splits] if isinstance(splits, str) else list(splits)
             clips = clips[clips["split"].isin(splits)]
-        self.clips = clips.reset_index(drop=True)
         self.dims = dims
         self._col = "clip_path" if dims == 3 else "image_path"
-        self._paths = self.clips[self._col].tolist()
-        self._labels = self.clips["label"].to_numpy(dtype=np.float32)
-        self._ids = self.clips["clip_id"].tolist()
+        self.__init_from(clips)
 
     def __len__(self) -> int:
         return len(self._paths)
+
+    def drop_unreadable(self) -> list[str]:
+        """Drop clips whose file is missing or not a uint8 array of the expected rank.
+
+        Reads only each .npy header (memory-mapped). Returns one line per dropped clip.
+        """
+        want, problems, keep = (3 if self.dims == 3 else 2), [], []
+        for i, path in enumerate(self._paths):
+            try:
+                arr = np.load(path, mmap_mode="r") if path else None
+                ok = arr is not None and arr.ndim == want and arr.dtype == np.uint8
+                why = "" if ok else f"expected a uint8 array with {want} axes"
+            except (OSError, ValueError) as exc:
+                ok, why = False, str(exc).splitlines()[0]
+            if not ok:
+                problems.append(f"skipped clip {self._ids[i]}: {path or 'no ' + self._col}: {why}")
+            keep.append(ok)
+        if problems:
+            self.__init_from(self.clips[np.array(keep, dtype=bool)])
+        return problems
+
+    def __init_from(self, clips: pd.DataFrame) -> None:
+        self.clips = clips.reset_index(drop=True)
+        self._paths = self.clips[self._col].tolist()
+        self._labels = self.clips["label"].to_numpy(dtype=np.float32)
+        self._ids = self.clips["clip_id"].tolist()
 
     @property
     def labels(self) -> np.ndarray:

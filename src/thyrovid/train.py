@@ -315,6 +315,10 @@ def train(
         torch.use_deterministic_algorithms(True, warn_only=True)
     train_ds = ClipDataset(work_dir, [config.train_split], config.dims)
     val_ds = ClipDataset(work_dir, [config.val_split], config.dims)
+    skipped = train_ds.drop_unreadable() + val_ds.drop_unreadable()
+    if dist.is_main():
+        for line in skipped:
+            print(line, file=sys.stderr)
     if not len(train_ds):
         raise UserError(f"{work_dir}/clips.csv: no clips in split {config.train_split!r}")
     shape = train_ds.shape()
@@ -426,6 +430,8 @@ def train(
             break
     if writer is not None:
         writer.close()
+    if skipped and dist.is_main():
+        print(f"skipped {len(skipped)} unreadable clip(s); see the lines above", file=sys.stderr)
     return out
 
 
