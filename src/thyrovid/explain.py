@@ -103,6 +103,42 @@ def grad_cam(
     ]
 
 
+def stage_layer(
+    model: torch.nn.Module, name: str, x: torch.Tensor | None = None
+) -> torch.nn.Module:
+    """The stage of a thyrovid network to explain.
+
+    Args:
+        model: a network from `build_model` (its `stages` are named, e.g. resnet50's layer1-4).
+        name: a stage name, "last" (`model.cam_layer`), or "auto": the last stage whose map is
+            still at least 7 pixels on its shorter side for input `x` (on small clips the
+            last stage is 2x2: too coarse to show where a calcification is).
+        x: an input batch, needed for "auto".
+    """
+    stages = getattr(model, "stages", None)
+    if name == "last" or stages is None:
+        return model.cam_layer
+    if name != "auto":
+        if name not in stages:
+            raise UserError(f"no stage {name!r}; stages: {', '.join(stages.keys())}")
+        return stages[name]
+    sizes: dict[str, int] = {}
+    hooks = [
+        stage.register_forward_hook(
+            lambda _m, _i, out, key=key: sizes.__setitem__(key, min(out.shape[-2:]))
+        )
+        for key, stage in stages.items()
+    ]
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    keep = [key for key, side in sizes.items() if side >= 7]
+    return stages[keep[-1]] if keep else model.cam_layer
+
+
 def localisation_scores(cam: np.ndarray, mask: np.ndarray, dilate: int = 2) -> dict:
     """How much of a map lies on the true calcifications.
 
@@ -228,6 +264,7 @@ def explain_clips(
     out_dir: str | Path | None = None,
     truth_dir: str | Path | None = None,
     device: str = "cpu",
+    layer: str = "auto",
 ) -> list[dict]:
     """Explain clips of a trained run; writes maps, montages, videos and cam.csv.
 
@@ -237,6 +274,7 @@ def explain_clips(
         clip_ids: clips to explain; default the first `n` of `split`, malignant first.
         out_dir: default RUN/cam.
         truth_dir: a phantom folder (from `thyrovid synth`) to score localisation.
+        layer: the stage to explain: a stage name, "last", or "auto" (see `stage_layer`).
 
     Returns:
         One dict per clip: clip_id, label, prob and (with truth) the localisation scores.
@@ -276,7 +314,8 @@ def explain_clips(
         path = row["clip_path"] if dims == 3 else row["image_path"]
         raw = np.load(path)
         x = torch.from_numpy(np.ascontiguousarray(raw))[None, None].to(device)
-        res = grad_cam(model, to_model_input(x), method=method)[0]
+        x = to_model_input(x)
+        res = grad_cam(model, x, layer=stage_layer(model, layer, x), method=method)[0]
         cid = str(row["clip_id"])
         np.save(out_dir / f"{cid}.npy", res.cam)
         clip3 = raw if raw.ndim == 3 else raw[None]
@@ -307,6 +346,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", help="output folder (default RUN/cam)")
     parser.add_argument("--truth", help="phantom folder: score maps against calcification masks")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--layer",
+        default="auto",
+        help="stage to explain: a stage name (e.g. layer3), 'last', or 'auto' (default: the "
+        "last stage whose map is at least 7 px on a side)",
+    )
 
 
 def run(args) -> int:
@@ -320,6 +365,7 @@ def run(args) -> int:
         args.out,
         args.truth,
         args.device,
+        args.layer,
     )
     summary = {"clips": len(results), "out": str(args.out or Path(args.run) / "cam")}
     scored = [r for r in results if np.isfinite(r.get("energy_ratio", np.nan))]
