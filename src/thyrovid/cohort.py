@@ -127,6 +127,20 @@ def _header(df: pd.DataFrame, source: str) -> tuple[dict[str, str], list[str]]:
     return found, extras
 
 
+def read_text_table(path: Path, what: str = "file") -> pd.DataFrame:
+    """A CSV read as text (no NaN guessing): the one reader for user tables.
+
+    Raises:
+        CohortError: one line naming the file when it is missing or not a readable CSV.
+    """
+    if not path.is_file():
+        raise CohortError(f"{path}: {what} not found")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise CohortError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+
+
 def read_cohort(path: str | os.PathLike, strict: bool = False) -> Cohort:
     """Read and validate cohort.csv without opening any video.
 
@@ -142,12 +156,7 @@ def read_cohort(path: str | os.PathLike, strict: bool = False) -> Cohort:
         A Cohort; its `problems` lists the rows dropped.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CohortError(f"{path}: cohort file not found")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise CohortError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    raw = read_text_table(path, "cohort file")
     source = path.name
     found, extras = _header(raw, source)
     raw.index = range(1, len(raw) + 1)

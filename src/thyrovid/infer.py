@@ -418,15 +418,11 @@ def read_boxes_csv(path: str | os.PathLike, video: str | None = None) -> dict[st
     Returns:
         {video path (as resolved): [(frame, box), ...]} in file order.
     """
-    import pandas as pd
+
+    from thyrovid.cohort import read_text_table
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: boxes file not found")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    df = read_text_table(path, "boxes file")
     missing = [c for c in BOX_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}")

@@ -8,7 +8,7 @@ reads its header only, and `frames` decodes only the frames asked for.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,9 +61,33 @@ class Video(ABC):
         """Decode frame `i` -> (H, W, C) uint8."""
         return self.frames([i])[0]
 
-    @abstractmethod
     def frames(self, indices: Sequence[int]) -> np.ndarray:
-        """Decode the frames at `indices` (any order, repeats allowed) -> (N, H, W, C) uint8."""
+        """Decode the frames at `indices` (any order, repeats allowed) -> (N, H, W, C) uint8.
+
+        Each distinct frame is decoded once, in stream order, one decoded frame alive at a time.
+        """
+        self._check_open()
+        wanted = [self._check_index(i) for i in indices]
+        info = self.info
+        out = np.empty((len(wanted), info.height, info.width, info.channels), np.uint8)
+        slots: dict[int, list[int]] = {}
+        for k, i in enumerate(wanted):
+            slots.setdefault(i, []).append(k)
+        for i, frame in self._decode_sorted(sorted(slots)):
+            out[slots[i]] = frame
+        return out
+
+    def _decode_sorted(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (i, frame (H, W, C) uint8) for sorted, distinct `indices`."""
+        for i in indices:
+            yield i, self._read(i)
+
+    @abstractmethod
+    def _read(self, i: int) -> np.ndarray:
+        """Decode one frame -> (H, W, C) uint8."""
+
+    def _check_open(self) -> None:  # noqa: B027 - readers with a handle override it
+        """Raise VideoError when the reader has been closed."""
 
     def close(self) -> None:  # noqa: B027 - optional for readers with nothing to release
         """Release file handles."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -265,33 +265,21 @@ class DicomVideo(Video):
         )
 
     # -- decoding -------------------------------------------------------------------------
-    def frames(self, indices: Sequence[int]) -> np.ndarray:
-        """Decode the frames at `indices` (any order, repeats allowed) -> (N, H, W, C) uint8.
-
-        Each distinct frame is decoded once, in file order."""
+    def _check_open(self) -> None:
         if self._fd is None:
             raise VideoError(f"{self.path}: video is closed")
-        wanted = [self._check_index(i) for i in indices]
-        info = self.info
-        out = np.empty((len(wanted), info.height, info.width, info.channels), np.uint8)
-        if not wanted:
-            return out
-        slots: dict[int, list[int]] = {}
-        for k, i in enumerate(wanted):
-            slots.setdefault(i, []).append(k)
-        if self.decoder == "pyav":
-            if self._bitstream is None:
-                from thyrovid.io.dicom_video import Bitstream
 
-                self._bitstream = Bitstream(
-                    self.path, self._fd, self._index.locate(0), self.n_frames
-                )
-            decoded = self._bitstream.decode(sorted(slots))
-        else:
-            decoded = ((i, self._decode(i)) for i in sorted(slots))
-        for i, frame in decoded:  # one decoded frame alive at a time
-            out[slots[i]] = frame
-        return out
+    def _decode_sorted(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+        if self.decoder != "pyav":
+            return ((i, self._decode(i)) for i in indices)
+        if self._bitstream is None:
+            from thyrovid.io.dicom_video import Bitstream
+
+            self._bitstream = Bitstream(self.path, self._fd, self._index.locate(0), self.n_frames)
+        return self._bitstream.decode(indices)
+
+    def _read(self, i: int) -> np.ndarray:
+        return next(iter(self._decode_sorted([i])))[1]
 
     def _decode(self, i: int) -> np.ndarray:
         if self.decoder == "native":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -77,18 +76,6 @@ class FrameFolder(Video):
             channels=first.shape[2],
             extra={"first_file": self._files[0].name, "last_file": self._files[-1].name},
         )
-
-    def frames(self, indices: Sequence[int]) -> np.ndarray:
-        """Decode the frames at `indices` (any order, repeats allowed) -> (N, H, W, C) uint8."""
-        wanted = [self._check_index(i) for i in indices]
-        info = self.info
-        out = np.empty((len(wanted), info.height, info.width, info.channels), np.uint8)
-        slots: dict[int, list[int]] = {}
-        for k, i in enumerate(wanted):
-            slots.setdefault(i, []).append(k)
-        for i in sorted(slots):  # stream order, each distinct frame decoded once
-            out[slots[i]] = self._read(i)
-        return out
 
     def _read(self, i: int) -> np.ndarray:
         path = self._files[i]

@@ -9,7 +9,6 @@ conversion), which is cheaper than a seek that restarts decoding from a key fram
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -76,19 +75,9 @@ class VideoFile(Video):
             extra={"codec": codec, "container": os.path.splitext(self.path)[1].lstrip(".").lower()},
         )
 
-    def frames(self, indices: Sequence[int]) -> np.ndarray:
-        """Decode the frames at `indices` (any order, repeats allowed) -> (N, H, W, 3) uint8 RGB."""
+    def _check_open(self) -> None:
         if self._cap is None:
             raise VideoError(f"{self.path}: video is closed")
-        wanted = [self._check_index(i) for i in indices]
-        info = self.info
-        out = np.empty((len(wanted), info.height, info.width, 3), np.uint8)
-        slots: dict[int, list[int]] = {}
-        for k, i in enumerate(wanted):
-            slots.setdefault(i, []).append(k)
-        for i in sorted(slots):  # stream order, each distinct frame decoded once
-            out[slots[i]] = self._read(i)
-        return out
 
     def _read(self, i: int) -> np.ndarray:
         if i == 0 and self._first is not None:
