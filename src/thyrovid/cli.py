@@ -22,11 +22,20 @@ from thyrovid.errors import UserError
 
 # command -> (module, one-line help). Order is the order of the flow.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("thyrovid.synth.cli", "write a synthetic ultrasound phantom cohort (DICOM + cohort.csv)"),
+    "synth": (
+        "thyrovid.synth.cli",
+        "write a synthetic ultrasound phantom cohort (DICOM + cohort.csv)",
+    ),
     "probe": ("thyrovid.io.probe", "print a video's metadata (never patient identifiers)"),
-    "extract": ("thyrovid.extract", "validate cohort.csv and cut 32-frame ROI clips into a work folder"),
+    "extract": (
+        "thyrovid.extract",
+        "validate cohort.csv and cut 32-frame ROI clips into a work folder",
+    ),
     "train": ("thyrovid.train", "train a 2D or 3D network on the extracted clips"),
-    "evaluate": ("thyrovid.evaluate", "predict, soft-vote clip->video->nodule->patient, metrics with CIs"),
+    "evaluate": (
+        "thyrovid.evaluate",
+        "predict, soft-vote clip->video->nodule->patient, metrics with CIs",
+    ),
     "compare": ("thyrovid.compare", "compare runs: paper-style table, DeLong matrix, ROC curves"),
     "stats": ("thyrovid.stats.cli", "AUROC/DeLong and confusion-matrix metrics from a CSV"),
     "readers": ("thyrovid.readers", "reader study: Table 4, aided vs unaided, MRMC analysis"),
@@ -34,7 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("thyrovid.infer", "P(malignant) for new videos + boxes, with Grad-CAM heatmaps"),
     "export": ("thyrovid.export", "export a trained run to ONNX for deployment"),
     "serve": ("thyrovid.serve.app", "a local web page and JSON API for predictions (FastAPI)"),
-    "report": ("thyrovid.report.html", "one HTML report of runs, comparisons, readers and Grad-CAM"),
+    "report": (
+        "thyrovid.report.html",
+        "one HTML report of runs, comparisons, readers and Grad-CAM",
+    ),
     "demo": ("thyrovid.demo", "the whole flow on the phantom: synth, extract, train, evaluate"),
 }
 

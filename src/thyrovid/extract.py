@@ -527,7 +527,6 @@ def _validate_and_plan(
 def _write_clips_csv(plan: pd.DataFrame, work: Path) -> None:
     import pandas as pd
 
-
     if plan.empty:
         plan = pd.DataFrame(columns=FIRST_COLUMNS)
     cols = FIRST_COLUMNS + [c for c in plan.columns if c not in FIRST_COLUMNS + ["video_path"]]
