@@ -14,6 +14,10 @@ ARCHITECTURE.md): every reader reads every case in both modalities. Outputs:
 
 Modalities: any two labels; "unaided"/"aided" make aided the test modality, otherwise the
 second label met in the file is. Differences are test minus reference.
+
+This module holds the statistics, the orchestration (`reader_study`) and the CLI; readers.csv
+and the model's files are read in `thyrovid.readers_io`, Table 4 and Fig. 7 are built in
+`thyrovid.report.readers`.
 """
 
 from __future__ import annotations
@@ -25,200 +29,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from thyrovid.errors import UserError
+from thyrovid.readers_io import load_model_predictions, load_readers, model_threshold
 from thyrovid.report import atomic_path, write_text_atomic
+from thyrovid.report.readers import (
+    COLOURS,
+    METRICS,
+    metrics_row,
+    plot_fig7,
+    table4,
+    table4_markdown,
+)
 from thyrovid.stats.mrmc import mrmc
 
+# Public names, with those that moved to readers_io and report.readers re-exported so that
+# `from thyrovid.readers import ...` keeps working.
+__all__ = [
+    "COLOURS",
+    "HELP",
+    "METRICS",
+    "add_arguments",
+    "group_gains",
+    "load_model_predictions",
+    "load_readers",
+    "metrics_row",
+    "model_threshold",
+    "mrmc_analyses",
+    "paired_comparisons",
+    "plot_fig7",
+    "reader_study",
+    "run",
+    "summary_text",
+    "table4",
+    "table4_markdown",
+]
+
 HELP = "reader study: Table 4, aided vs unaided, MRMC analysis"
-METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "kappa")
-# Okabe-Ito colour-blind-safe palette (yellow left out: it vanishes on white).
-COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#999999")
-
-
-# ----------------------------------------------------------------------------- input
-
-
-def _row_error(path: Path, idx: int, df: pd.DataFrame, cause: str) -> UserError:
-    who = f"reader {df.at[idx, 'reader']!s}, case {df.at[idx, 'case']!s}"
-    return UserError(f"{path}: line {idx + 2} ({who}): {cause}")
-
-
-def _binary_column(path: Path, df: pd.DataFrame, col: str) -> pd.Series:
-    mapped = df[col].astype(str).str.strip().str.lower()
-    mapped = mapped.replace({"malignant": "1", "benign": "0", "1.0": "1", "0.0": "0"})
-    bad = ~mapped.isin(["0", "1"])
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise _row_error(path, df.index[i], df, f"{col} {df[col].iloc[i]!r} is not 0 or 1")
-    return mapped.astype(int)
-
-
-def load_readers(readers_csv, score_col: str = "score") -> tuple[pd.DataFrame, str, str]:
-    """Read and validate readers.csv.
-
-    Returns:
-        (frame with columns reader, group, case, modality, truth (int 0/1), score (float),
-        decision (int 0/1 or absent), reference modality, test modality).
-
-    Raises:
-        UserError: one line naming the file, line, reader or case at fault.
-    """
-    path = Path(readers_csv)
-    try:
-        df = pd.read_csv(path, dtype={"reader": str, "case": str, "modality": str, "group": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"{path}: cannot read readers.csv ({exc})") from None
-    need = ["reader", "case", "modality", "truth", score_col]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise UserError(f"{path}: missing column(s) {missing}; need {need} (+ group, decision)")
-    df = df.reset_index(drop=True)
-    for col in ("reader", "case", "modality"):
-        empty = df[col].isna() | (df[col].astype(str).str.strip() == "")
-        if empty.any():
-            raise UserError(f"{path}: line {int(np.flatnonzero(empty)[0]) + 2}: empty {col}")
-    df["truth"] = _binary_column(path, df, "truth")
-    score = pd.to_numeric(df[score_col], errors="coerce")
-    bad = score.isna() | ~np.isfinite(score)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise _row_error(path, i, df, f"{score_col} {df[score_col].iloc[i]!r} is not a number")
-    df["score"] = score.astype(float)
-    if "decision" in df.columns:
-        df["decision"] = _binary_column(path, df, "decision")
-    df["group"] = df["group"].fillna("").astype(str) if "group" in df.columns else ""
-    _check_design(path, df)
-    mods = list(pd.unique(df["modality"]))
-    ref, test = ("unaided", "aided") if set(mods) == {"unaided", "aided"} else mods
-    keep = ["reader", "group", "case", "modality", "truth", "score"]
-    return df[keep + (["decision"] if "decision" in df.columns else [])], ref, test
-
-
-def _check_design(path: Path, df: pd.DataFrame) -> None:
-    """Two modalities, one truth per case, one group per reader, a fully crossed design."""
-    mods = list(pd.unique(df["modality"]))
-    if len(mods) != 2:
-        raise UserError(
-            f"{path}: found {len(mods)} modality label(s) {mods}; a reader study needs exactly "
-            "two (e.g. unaided and aided)"
-        )
-    dup = df.duplicated(["reader", "case", "modality"])
-    if dup.any():
-        i = int(np.flatnonzero(dup)[0])
-        raise _row_error(path, i, df, f"a second reading in modality {df.at[i, 'modality']!r}")
-    truths = df.groupby("case")["truth"].nunique()
-    if (truths > 1).any():
-        case = truths.index[truths > 1][0]
-        raise UserError(f"{path}: case {case} has two different truths (0 and 1)")
-    groups = df.groupby("reader")["group"].nunique()
-    if (groups > 1).any():
-        raise UserError(f"{path}: reader {groups.index[groups > 1][0]} is in two groups")
-    cases = pd.unique(df["case"])
-    have = set(zip(df["reader"], df["case"], df["modality"]))
-    for reader in pd.unique(df["reader"]):
-        for mod in mods:
-            for case in cases:
-                if (reader, case, mod) not in have:
-                    raise UserError(
-                        f"{path}: reader {reader} has no {mod!r} reading of case {case} "
-                        "(every reader must read every case in both modalities)"
-                    )
-    if df["truth"].nunique() < 2:
-        raise UserError(f"{path}: all cases have truth {df['truth'].iloc[0]}; need both classes")
-
-
-def load_model_predictions(run_dir, split: str, cases: pd.Series, truth=None) -> pd.Series:
-    """The model's patient-level P(malignant) for the given cases, from RUN/predictions.csv.
-
-    Args:
-        run_dir: run folder with predictions.csv (level, id, split, label, prob).
-        split: which split's patient rows to use.
-        cases: (n,) case ids from readers.csv (matched to predictions' id).
-        truth: optional (n,) 0/1 truth of those cases; a different label is an error.
-
-    Returns:
-        Series case -> prob, in the order of `cases`.
-    """
-    path = Path(run_dir) / "predictions.csv"
-    if not path.is_file():
-        raise UserError(f"{path}: not found; run `thyrovid evaluate` on the run first")
-    pred = pd.read_csv(path, dtype={"id": str, "split": str, "level": str})
-    rows = pred[(pred["level"] == "patient") & (pred["split"] == split)]
-    rows = rows.drop_duplicates("id").set_index("id")
-    prob = rows["prob"].astype(float)
-    absent = [c for c in cases if c not in prob.index]
-    if absent:
-        raise UserError(
-            f"{path}: no patient-level {split!r} prediction for case {absent[0]} "
-            f"({len(absent)} of {len(cases)} cases missing)"
-        )
-    if truth is not None and "label" in rows.columns:
-        label = rows.loc[list(cases), "label"].astype(int).to_numpy()
-        wrong = np.flatnonzero(label != np.asarray(truth))
-        if wrong.size:
-            case = cases.iloc[wrong[0]]
-            raise UserError(
-                f"{path}: case {case} has label {label[wrong[0]]} here but a "
-                "different truth in readers.csv"
-            )
-    return prob.loc[list(cases)]
-
-
-def model_threshold(run_dir, split: str) -> tuple[float, str]:
-    """The decision threshold stored in RUN/metrics.json (patient level), else 0.5."""
-    path = Path(run_dir) / "metrics.json"
-    found: list[tuple[int, float, str]] = []
-
-    def walk(node, trail):
-        if isinstance(node, dict):
-            for key, val in node.items():
-                if key == "threshold" and isinstance(val, (int, float)):
-                    rank = ("patient" in trail) * 2 + (split in trail)
-                    found.append((rank, float(val), "/".join([*trail, key])))
-                else:
-                    walk(val, [*trail, str(key)])
-
-    if path.is_file():
-        try:
-            walk(json.loads(path.read_text()), [])
-        except json.JSONDecodeError:
-            pass
-    if not found:
-        return 0.5, "default 0.5 (no threshold in metrics.json)"
-    rank, value, where = max(found, key=lambda x: x[0])
-    return value, f"metrics.json {where}"
 
 
 # ----------------------------------------------------------------------------- statistics
-
-
-def metrics_row(label: str, truth, score, decision, ci: str = "wilson", level: float = 0.95):
-    """One Table 4 row: AUROC with DeLong CI and the binary metrics with CIs.
-
-    Args:
-        label: row label, e.g. "JR1 unaided".
-        truth: (n,) 0/1; score: (n,) rating/probability; decision: (n,) 0/1 or None.
-
-    Returns:
-        dict row, n, auroc, auroc_low, auroc_high, then METRICS with _low/_high (NaN when no
-        decision or the metric is undefined).
-    """
-    from thyrovid.stats.proportions import binary_metrics, confusion
-    from thyrovid.stats.roc import auc_ci
-
-    auc, lo, hi = auc_ci(truth, score, level)
-    row = {"row": label, "n": int(len(truth)), "auroc": auc, "auroc_low": lo, "auroc_high": hi}
-    bm = (
-        binary_metrics(*confusion(truth, decision), ci=ci, level=level)
-        if decision is not None
-        else {}
-    )
-    for name in METRICS:
-        entry = bm.get(name, {})
-        for suffix, key in (("", "value"), ("_low", "low"), ("_high", "high")):
-            val = entry.get(key)
-            row[name + suffix] = math.nan if val is None else float(val)
-    return row
 
 
 def paired_comparisons(df: pd.DataFrame, ref: str, test: str, level: float = 0.95) -> list[dict]:
@@ -296,152 +144,6 @@ def mrmc_analyses(df: pd.DataFrame, ref: str, test: str, level: float = 0.95) ->
         method: mrmc(truth, ratings, method, [test, ref], readers, level)
         for method in ("jackknife", "delong")
     }
-
-
-# ----------------------------------------------------------------------------- Table 4
-
-
-def table4(df, ref, test, model=None, ci="wilson", level=0.95) -> pd.DataFrame:
-    """The paper's Table 4: the model's row (if any), then each reader unaided and aided.
-
-    Args:
-        df: validated readers frame (see load_readers), with decision if available.
-        model: None or (label, prob Series by case, threshold).
-
-    Returns:
-        DataFrame with row, reader, group, modality, n, auroc(+_low/_high), METRICS(+CIs).
-    """
-    rows = []
-    if model is not None:
-        label, prob, thr = model
-        truth = df.drop_duplicates("case").set_index("case")["truth"].loc[prob.index]
-        pred = (prob.to_numpy() >= thr).astype(int)
-        rows.append(
-            {"reader": "model", "group": "model", "modality": "model"}
-            | metrics_row(label, truth.to_numpy(), prob.to_numpy(), pred, ci, level)
-        )
-    for reader, g in df.groupby("reader", sort=False):
-        for mod in (ref, test):
-            s = g[g["modality"] == mod]
-            dec = s["decision"].to_numpy() if "decision" in s.columns else None
-            rows.append(
-                {"reader": reader, "group": str(s["group"].iloc[0]), "modality": mod}
-                | metrics_row(
-                    f"{reader} {mod}", s["truth"].to_numpy(), s["score"].to_numpy(), dec, ci, level
-                )
-            )
-    cols = ["row", "reader", "group", "modality", "n", "auroc", "auroc_low", "auroc_high"]
-    cols += [f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")]
-    return pd.DataFrame(rows)[cols]
-
-
-def _fmt(v, lo=None, hi=None) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
-        return f"{v:.3f}"
-    return f"{v:.3f} ({lo:.3f}, {hi:.3f})"
-
-
-def table4_markdown(table: pd.DataFrame, ci: str, level: float = 0.95) -> str:
-    """Table 4 as Markdown in the paper's layout ("0.916 (0.881, 0.951)")."""
-    pct = f"{level:.0%}"
-    head = ["", f"AUROC ({pct} CI)", f"Accuracy ({pct} CI)", f"Sensitivity ({pct} CI)"]
-    head += [f"Specificity ({pct} CI)", f"PPV ({pct} CI)", f"NPV ({pct} CI)", "F1", "Kappa"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for _, r in table.iterrows():
-        cells = [str(r["row"]), _fmt(r["auroc"], r["auroc_low"], r["auroc_high"])]
-        for m in ("accuracy", "sensitivity", "specificity", "ppv", "npv"):
-            cells.append(_fmt(r[m], r[f"{m}_low"], r[f"{m}_high"]))
-        cells += [_fmt(r["f1"]), _fmt(r["kappa"])]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append(
-        f"AUROC CIs: DeLong. Proportion CIs: {ci}. Kappa: Cohen's. Decisions from the "
-        "readers' decision column (or score >= threshold); the model's from its threshold."
-    )
-    return "\n".join(lines) + "\n"
-
-
-# ----------------------------------------------------------------------------- Fig. 7
-
-
-def _name(kind: str, label: str) -> str:
-    """A bare number as a legend label reads badly: "1" -> "reader 1"."""
-    return f"{kind} {label}" if str(label).isdigit() else str(label)
-
-
-def plot_fig7(path, table: pd.DataFrame, ref: str, test: str, model_curve=None) -> None:
-    """Fig. 7: model ROC curve with each reader's operating points, ref (square) -> test (triangle).
-
-    Args:
-        path: PNG file to write (atomically).
-        table: Table 4 frame (sensitivity/specificity of each reader and modality).
-        model_curve: None or (label, fpr array, tpr array).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=150)
-    ax.plot([0, 1], [0, 1], ls=":", color="#999999", lw=1)
-    if model_curve is not None:
-        label, fpr, tpr = model_curve
-        ax.plot(fpr, tpr, color="black", lw=2, label=label)
-        m = table[table["reader"] == "model"]
-        if len(m) and not math.isnan(m["sensitivity"].iloc[0]):
-            ax.scatter(
-                1 - m["specificity"].iloc[0],
-                m["sensitivity"].iloc[0],
-                marker="*",
-                s=140,
-                color="black",
-                zorder=3,
-                label=f"{label} at its threshold",
-            )
-    readers = [r for r in pd.unique(table["reader"]) if r != "model"]
-    for i, reader in enumerate(readers):
-        colour = COLOURS[i % len(COLOURS)]
-        pts = {}
-        for mod, marker in ((ref, "s"), (test, "^")):
-            r = table[(table["reader"] == reader) & (table["modality"] == mod)].iloc[0]
-            if math.isnan(r["sensitivity"]) or math.isnan(r["specificity"]):
-                continue
-            pts[mod] = (1 - r["specificity"], r["sensitivity"])
-            ax.scatter(*pts[mod], marker=marker, s=60, color=colour, edgecolor="black", zorder=3)
-        if len(pts) == 2:
-            ax.annotate(
-                "",
-                xy=pts[test],
-                xytext=pts[ref],
-                arrowprops={
-                    "arrowstyle": "->",
-                    "color": colour,
-                    "lw": 1.5,
-                    "shrinkA": 5,
-                    "shrinkB": 6,
-                },
-            )
-        ax.plot([], [], color=colour, lw=6, label=_name("reader", reader))
-    ax.scatter([], [], marker="s", color="white", edgecolor="black", label=_name("modality", ref))
-    ax.scatter([], [], marker="^", color="white", edgecolor="black", label=_name("modality", test))
-    ax.set(
-        xlim=(-0.02, 1.02),
-        ylim=(-0.02, 1.02),
-        xlabel="1 - specificity (false-positive rate)",
-        ylabel="Sensitivity (true-positive rate)",
-        aspect="equal",
-    )
-    ax.set_title(
-        f"Readers: {_name('modality', ref)} (square) -> {_name('modality', test)} (triangle)",
-        fontsize=10,
-    )
-    ax.legend(loc="lower right", fontsize=8, frameon=True)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- orchestration
