@@ -11,6 +11,9 @@ Determinism: the sampler order, the augmentation of each clip and dropout are al
 (seed, epoch[, clip]), and the resume state is written at the end of every epoch, so a run
 killed at any point and resumed with --resume ends with the weights of an uninterrupted run
 (CPU; CUDA kernels are not bitwise deterministic).
+
+The epoch itself (training pass, validation pass, loaders, loss, schedule, AMP) is
+`thyrovid.engine`; this module owns the run: network, run folder, resume and the CLI.
 """
 
 from __future__ import annotations
@@ -25,15 +28,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from thyrovid import distributed as dist
-from thyrovid.augment import AugmentParams, augment_batch
 from thyrovid.config import TrainConfig, load_config, parse_overrides, read_yaml, save_config
-from thyrovid.data import BalancedSampler, ClipDataset, collate, to_model_input
+from thyrovid.data import ClipDataset
+from thyrovid.engine import (
+    Engine,
+    autocast_dtype,
+    build_criterion,
+    build_loaders,
+    build_scheduler,
+    validation_auroc,
+)
 from thyrovid.errors import UserError
 
 __all__ = ["HELP", "TrainConfig", "add_arguments", "load_run", "run", "train"]
@@ -135,149 +142,7 @@ def _tensorboard(config: TrainConfig, out: Path):
     return SummaryWriter(str(out / "tb"))
 
 
-# ---------------------------------------------------------------- one epoch
-
-
-def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if config.amp == "off" or (config.amp == "auto" and device.type != "cuda"):
-        return None
-    if config.amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if config.amp == "bf16" else torch.float16
-
-
-def _prepare(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    if channels_last:
-        fmt = torch.channels_last_3d if x.dim() == 5 else torch.channels_last
-        x = x.contiguous(memory_format=fmt)
-    return x
-
-
-class _Engine:
-    """What one epoch of training or evaluation needs, bundled."""
-
-    def __init__(self, config, device, net, runner, optimizer, criterion, amp_dtype):
-        self.config, self.device, self.net, self.runner = config, device, net, runner
-        self.optimizer, self.criterion, self.amp_dtype = optimizer, criterion, amp_dtype
-        self.channels_last = config.channels_last and device.type == "cuda"
-        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-        self.aug = AugmentParams.from_config(config)
-
-    def autocast(self):
-        return torch.autocast(
-            self.device.type,
-            dtype=self.amp_dtype or torch.float32,
-            enabled=self.amp_dtype is not None,
-        )
-
-    def train_epoch(self, loader: DataLoader, epoch: int) -> tuple[float, int, float]:
-        """One pass; returns (mean loss over all ranks' clips, clips seen globally, seconds)."""
-        cfg = self.config
-        rank, _ = dist.world()
-        torch.manual_seed(cfg.seed * 100_003 + epoch * 1_009 + rank)  # dropout masks
-        self.runner.train()
-        total = torch.zeros(2, dtype=torch.float64)
-        start = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=not dist.is_main(), leave=False)
-        for step, batch in enumerate(bar):
-            if cfg.max_train_batches is not None and step >= cfg.max_train_batches:
-                break
-            x = batch["x"].to(self.device, non_blocking=True)
-            y = batch["y"].to(self.device, non_blocking=True)
-            if cfg.augment:
-                x = augment_batch(x, batch["index"], cfg.seed, epoch, self.aug)
-            x = _prepare(to_model_input(x), self.device, self.channels_last)
-            with self.autocast():
-                logits = self.runner(x)[:, 0]
-            loss = self.criterion(logits.float(), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            total += torch.tensor([loss.item() * len(y), len(y)], dtype=torch.float64)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        seconds = time.perf_counter() - start
-        parts = dist.gather_objects(total.tolist())
-        loss_sum, n = (sum(p[i] for p in parts) for i in (0, 1))
-        return loss_sum / max(n, 1), int(n), seconds
-
-    @torch.no_grad()
-    def predict(self, loader: DataLoader) -> dict[str, tuple[float, float]]:
-        """clip_id -> (P(malignant), BCE loss) for every clip once, gathered over ranks.
-
-        The DistributedSampler pads the last ranks with repeated clips; keeping the first
-        prediction per clip_id drops those duplicates.
-        """
-        self.net.eval()
-        local = []
-        for batch in tqdm(loader, desc="validate", disable=not dist.is_main(), leave=False):
-            x = _prepare(
-                to_model_input(batch["x"].to(self.device)), self.device, self.channels_last
-            )
-            with self.autocast():
-                logits = self.net(x)[:, 0].float().cpu()
-            losses = F.binary_cross_entropy_with_logits(logits, batch["y"], reduction="none")
-            local += zip(batch["clip_id"], torch.sigmoid(logits).tolist(), losses.tolist())
-        out: dict[str, tuple[float, float]] = {}
-        for part in dist.gather_objects(local):
-            for clip_id, prob, loss in part:
-                out.setdefault(clip_id, (prob, loss))
-        return out
-
-
-def validation_auroc(clips, preds: dict[str, tuple[float, float]], level: str) -> float:
-    """AUROC of P(malignant) over clips, or over patients (mean probability, any-malignant label)."""
-    from thyrovid.stats.roc import auc
-
-    df = clips[["clip_id", "patient_id", "label"]].copy()
-    df["prob"] = [preds[c][0] for c in df["clip_id"]]
-    if level == "patient":
-        df = df.groupby("patient_id").agg(label=("label", "max"), prob=("prob", "mean"))
-    if df["label"].nunique() < 2:
-        return float("nan")
-    return float(auc(df["label"].to_numpy(), df["prob"].to_numpy()))
-
-
 # ---------------------------------------------------------------- the run
-
-
-def _loaders(train_ds, val_ds, config, rank, world_size, device):
-    if config.batch_size % world_size:
-        raise UserError(f"batch_size {config.batch_size} is not divisible by {world_size} ranks")
-    local = config.batch_size // world_size
-    if config.balance == "sampler":
-        sampler = BalancedSampler(train_ds.labels, world_size, rank, config.seed)
-    else:
-        sampler = DistributedSampler(train_ds, world_size, rank, shuffle=True, seed=config.seed)
-    common = dict(
-        collate_fn=collate,
-        num_workers=config.num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=config.num_workers > 0,
-    )
-    train_loader = DataLoader(train_ds, batch_size=local, sampler=sampler, **common)
-    val_sampler = (
-        DistributedSampler(val_ds, world_size, rank, shuffle=False) if len(val_ds) else None
-    )
-    val_loader = DataLoader(val_ds, batch_size=local, sampler=val_sampler, **common)
-    return train_loader, val_loader, sampler
-
-
-def _criterion(config: TrainConfig, labels: np.ndarray) -> nn.Module:
-    if config.balance != "pos_weight":
-        return nn.BCEWithLogitsLoss()
-    n_pos, n_neg = float(labels.sum()), float(len(labels) - labels.sum())
-    return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(n_neg / max(n_pos, 1.0)))
-
-
-def _scheduler(config: TrainConfig, optimizer):
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    if config.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=0.5, patience=5
-        )
-    return None
 
 
 def _open_run(out: Path, config: TrainConfig, resume: bool) -> tuple[str | None, dict | None]:
@@ -349,14 +214,16 @@ def train(
     optimizer = torch.optim.Adam(
         net.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
     )
-    scheduler = _scheduler(config, optimizer)
-    amp_dtype = _amp_dtype(config, device)
+    scheduler = build_scheduler(config, optimizer)
+    amp_dtype = autocast_dtype(config, device)
     runner = dist.wrap_ddp(net, device)
     if config.compile:
         runner = torch.compile(runner)
-    criterion = _criterion(config, train_ds.labels).to(device)
-    engine = _Engine(config, device, net, runner, optimizer, criterion, amp_dtype)
-    train_loader, val_loader, sampler = _loaders(train_ds, val_ds, config, rank, world_size, device)
+    criterion = build_criterion(config, train_ds.labels).to(device)
+    engine = Engine(config, device, net, runner, optimizer, criterion, amp_dtype)
+    train_loader, val_loader, sampler = build_loaders(
+        train_ds, val_ds, config, rank, world_size, device
+    )
 
     n_classes = val_ds.clips["label"].nunique() if len(val_ds) else 0
     select_by = {2: "val_auroc", 1: "val_loss"}.get(n_classes, "last")

@@ -1,0 +1,185 @@
+"""The clips of a new video for `thyrovid predict`, cut as `thyrovid extract` cuts a cohort row.
+
+`run_preprocessing` finds the parameters a run was trained on (frames, size, box expansion);
+`plan_clip` places the window and ROI of one (key frame, box) pair (`clip_window`,
+`window_indices`, `expand_box` clamped to the imaging region); `cut_clips` decodes each needed
+frame once and applies the same grey conversion and resize (`to_gray`, `resize_crop`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from thyrovid.errors import UserError
+
+DEFAULT_EXPAND = 1.5  # `thyrovid extract --expand` default (the paper's 1.5x box)
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How clips are cut for a run: what `thyrovid extract` used for its training data.
+
+    Attributes:
+        frames: clip length T (frames).
+        size: clip height = width (pixels).
+        expand: box expansion about its centre.
+        dims: 3 (clip (T, size, size)) or 2 (key-frame image (size, size)).
+        source: where the values come from (for the user).
+    """
+
+    frames: int
+    size: int
+    expand: float
+    dims: int
+    source: str
+
+
+def _read_extract_json(work: Path) -> dict | None:
+    path = work / "extract.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+
+
+def run_preprocessing(
+    run_dir: str | os.PathLike,
+    config,
+    work_dir: str | os.PathLike | None = None,
+    expand: float | None = None,
+) -> tuple[Preprocessing, list[str]]:
+    """The extract parameters of a run, and notes on how they were found.
+
+    Looked up in this order: `work_dir`/extract.json (given by the user); config.yaml
+    `meta.extract` ({frames, size, expand}); config.yaml `meta.work_dir`/extract.json; else
+    frames and size from `meta.input_shape` and expand = 1.5 (extract's default), with a note.
+    `expand` overrides the expansion found. The frames and size must match the network input.
+
+    Returns:
+        (Preprocessing, notes: list of one-line remarks for the user).
+    """
+    from thyrovid.config import read_yaml
+
+    run_dir = Path(run_dir)
+    meta = read_yaml(run_dir / "config.yaml").get("meta") or {}
+    shape = list(meta.get("input_shape") or [])
+    notes: list[str] = []
+    params, source = None, None
+    if work_dir is not None:
+        params = _read_extract_json(Path(work_dir))
+        if params is None:
+            raise UserError(f"{Path(work_dir) / 'extract.json'}: not found; is it a work folder?")
+        source = f"{Path(work_dir) / 'extract.json'}"
+    elif isinstance(meta.get("extract"), dict):
+        params, source = meta["extract"], f"{run_dir / 'config.yaml'} meta.extract"
+    elif meta.get("work_dir"):
+        work = Path(meta["work_dir"])
+        work = work if work.is_absolute() else run_dir / work
+        params = _read_extract_json(work)
+        source = f"{work / 'extract.json'}" if params else None
+    if params is None:
+        if not shape:
+            raise UserError(
+                f"{run_dir / 'config.yaml'}: records neither the extract parameters nor the "
+                "input shape; pass --work WORK (the folder the run was trained on)"
+            )
+        params = {"frames": shape[1] if len(shape) == 4 else 1, "size": shape[-1]}
+        source = f"{run_dir / 'config.yaml'} meta.input_shape"
+        notes.append(
+            f"the run does not record its box expansion; assuming {DEFAULT_EXPAND} "
+            "(pass --expand or --work WORK if it was extracted otherwise)"
+        )
+    dims = int(config.dims)
+    frames = int(params.get("frames", config.input_frames or 0))
+    size = int(params["size"])
+    value = float(expand if expand is not None else params.get("expand", DEFAULT_EXPAND))
+    if not value > 0:
+        raise UserError(f"--expand must be > 0, got {value}")
+    if expand is not None:
+        source += f"; expand {value} from --expand"
+    if shape and (shape[-1] != size or (dims == 3 and len(shape) == 4 and shape[1] != frames)):
+        raise UserError(
+            f"{source}: frames={frames}, size={size} do not match the network input "
+            f"{shape} of {run_dir}; pass the work folder it was trained on with --work"
+        )
+    if dims == 3 and config.input_frames and int(config.input_frames) != frames:
+        raise UserError(f"{source}: frames={frames} but the run expects {config.input_frames}")
+    return Preprocessing(frames, size, value, dims, source), notes
+
+
+def _bounds(info) -> tuple[int, int, int, int]:
+    """The region a box may grow into: the ultrasound region clamped to the frame (as extract)."""
+    b = info.region or (0, 0, info.width, info.height)
+    return (max(b[0], 0), max(b[1], 0), min(b[2], info.width), min(b[3], info.height))
+
+
+def plan_clip(video_name: str, info, frame: int, box: Box, prep: Preprocessing) -> dict:
+    """Window and ROI of one (key frame, box) pair, exactly as extract plans a cohort row.
+
+    Returns:
+        dict frame, box, roi (x0, y0, x1, y1 ints), first_frame, n_frames (real), pad_before,
+        indices (the T video frames of the window; [frame] for a 2D run).
+    """
+    from thyrovid.cohort import box_problem
+    from thyrovid.extract import clip_window, expand_box, window_indices
+
+    if not float(frame).is_integer() or not 0 <= int(frame) < info.n_frames:
+        raise UserError(
+            f"{video_name}: key frame {frame} out of range (video has {info.n_frames} frames, "
+            "0-based)"
+        )
+    frame = int(frame)
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        raise UserError(f"{video_name}: box {list(box)}: need x1 > x0 and y1 > y0")
+    why = box_problem(box, info.width, info.height)
+    if why:
+        raise UserError(f"{video_name}: {why}")
+    roi = expand_box(box, prep.expand, _bounds(info))
+    if roi is None:
+        raise UserError(f"{video_name}: box {list(box)} is outside the imaging region")
+    first, n_real, pad = clip_window(frame, info.n_frames, prep.frames)
+    indices = window_indices(first, n_real, pad, prep.frames) if prep.dims == 3 else [frame]
+    return {
+        "frame": frame, "box": [float(v) for v in box], "roi": [int(v) for v in roi],
+        "first_frame": first, "n_frames": n_real, "pad_before": pad, "indices": indices,
+    }  # fmt: skip
+
+
+def cut_clips(video_path, pairs: Sequence[tuple[int, Box]], prep: Preprocessing):
+    """Cut every (key frame, box) pair of one video, decoding each needed frame once.
+
+    Returns:
+        (x, plans): x uint8 (N, T, size, size) for a 3D run or (N, size, size) for a 2D run;
+        plans: one `plan_clip` dict per pair (without `indices`).
+    """
+    from thyrovid.extract import CHUNK, resize_crop
+    from thyrovid.io import open_video, to_gray
+
+    if not pairs:
+        raise UserError(f"{video_path}: no key frame and box given (--frame K --box x0,y0,x1,y1)")
+    name = str(video_path)
+    with open_video(video_path) as video:
+        plans = [plan_clip(name, video.info, f, b, prep) for f, b in pairs]
+        needed = sorted({i for p in plans for i in p["indices"]})
+        crops: list[dict[int, np.ndarray]] = [{} for _ in plans]
+        for start in range(0, len(needed), CHUNK):
+            chunk = needed[start : start + CHUNK]
+            block = video.frames(chunk)  # (N, H, W, C) uint8
+            for plan, store in zip(plans, crops):
+                x0, y0, x1, y1 = plan["roi"]
+                want = set(plan["indices"])
+                for j in (j for j, fi in enumerate(chunk) if fi in want):
+                    store[chunk[j]] = resize_crop(to_gray(block[j, y0:y1, x0:x1]), prep.size)
+    x = np.stack([np.stack([s[i] for i in p.pop("indices")]) for p, s in zip(plans, crops)])
+    return (x if prep.dims == 3 else x[:, 0]), plans
