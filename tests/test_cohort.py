@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 
 from test_extract import pattern, tiny_cohort, write_csv, write_dicom
-from thyrovid.cohort import (
-    check_against_videos,
-    import_coco,
-    import_cvat_video,
-    parse_label,
-    read_cohort,
-    write_cohort,
-)
+from thyrovid.cohort import check_against_videos, parse_label, read_cohort, write_cohort
+from thyrovid.cohort_import import import_coco, import_cvat_video
 from thyrovid.errors import CohortError, UserError
 from thyrovid.io import open_video
 

@@ -20,28 +20,39 @@ Conventions:
 - Resume: each .npy is written to a temporary name and renamed, so a clip file that exists is
   complete; a rerun reuses every clip whose file has the right shape and whose window and box
   match the previous clips.csv. Test hook: THYROVID_EXTRACT_DELAY_S sleeps after each clip.
+
+Cutting and caching live in `thyrovid.clipcache`; its geometry (expand_box, clip_window,
+window_indices, resize_crop), CHUNK and extract_video are re-exported here.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from thyrovid.atomic import write_text_atomic
+from thyrovid.clipcache import CHUNK as CHUNK
+from thyrovid.clipcache import (
+    clip_window,
+    expand_box,
+    is_done,
+    remove_stale_temps,
+    run_jobs,
+    start_pool,
+    video_jobs,
+)
+from thyrovid.clipcache import extract_video as extract_video
+from thyrovid.clipcache import resize_crop as resize_crop
+from thyrovid.clipcache import window_indices as window_indices
 from thyrovid.errors import UserError
 
 if TYPE_CHECKING:  # pandas and the cohort code load lazily: worker processes never need them
@@ -50,7 +61,6 @@ if TYPE_CHECKING:  # pandas and the cohort code load lazily: worker processes ne
     from thyrovid.cohort import Cohort
 
 HELP = "validate cohort.csv and cut 32-frame ROI clips into a work folder"
-CHUNK = 64  # frames decoded per frames() call: bounds memory on long, high-resolution videos
 # Fewer clips than this: the run stays in this process. Spawned workers cost ~0.5-1 s to start
 # (imports); on a 16-core machine 2 workers only broke even at ~270 clips (BENCHMARKS.md).
 POOL_MIN_CLIPS = 256
@@ -81,49 +91,6 @@ class ExtractReport:
         return asdict(self)
 
 
-def expand_box(box: Sequence[float], expand: float, bounds: Sequence[int]):
-    """Expand `box` (x0, y0, x1, y1) `expand`x about its centre, round, clamp to `bounds`.
-
-    Returns:
-        (x0, y0, x1, y1) ints, x1/y1 exclusive, or None when nothing of it is inside `bounds`.
-    """
-    x0, y0, x1, y1 = box
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    hw, hh = (x1 - x0) * expand / 2, (y1 - y0) * expand / 2
-    bx0, by0, bx1, by1 = bounds
-    out = (
-        max(bx0, math.floor(cx - hw + 0.5)),
-        max(by0, math.floor(cy - hh + 0.5)),
-        min(bx1, math.floor(cx + hw + 0.5)),
-        min(by1, math.floor(cy + hh + 0.5)),
-    )
-    return out if out[2] > out[0] and out[3] > out[1] else None
-
-
-def clip_window(key_frame: int, n_video: int, frames: int) -> tuple[int, int, int]:
-    """The window of `frames` frames around `key_frame` -> (first_frame, n_real, pad_before)."""
-    if n_video >= frames:
-        first = min(max(key_frame - frames // 2, 0), n_video - frames)
-        return first, frames, 0
-    return 0, n_video, (frames - n_video) // 2
-
-
-def window_indices(first: int, n_real: int, pad_before: int, frames: int) -> list[int]:
-    """Video frame index of each of the `frames` window positions (edges repeated)."""
-    return [first + min(max(i - pad_before, 0), n_real - 1) for i in range(frames)]
-
-
-def resize_crop(crop: np.ndarray, size: int) -> np.ndarray:
-    """(h, w) uint8 -> (size, size) uint8; INTER_AREA when shrinking, else INTER_LINEAR."""
-    import cv2
-
-    h, w = crop.shape
-    if (h, w) == (size, size):
-        return np.ascontiguousarray(crop)
-    interp = cv2.INTER_AREA if h * w > size * size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interp)
-
-
 def video_ids(videos: Iterable[str]) -> dict[str, str]:
     """Cohort video paths -> pseudonymous ids: the file stem, with parent folders if shared."""
     parts = {}
@@ -143,84 +110,6 @@ def video_ids(videos: Iterable[str]) -> dict[str, str]:
             depth += 1
         out[v] = vid if not clash else f"{vid}_{sorted(parts).index(v)}"
     return out
-
-
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npy")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, path)
-
-
-def _is_done(path: Path, shape: tuple[int, ...]) -> bool:
-    """True when `path` is a complete uint8 .npy of `shape` (header and file size checked)."""
-    fmt = np.lib.format
-    try:
-        with open(path, "rb") as fh:
-            version = fmt.read_magic(fh)
-            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-            got, fortran, dtype = read(fh)
-            header_end = fh.tell()
-    except (OSError, ValueError, EOFError):
-        return False
-    complete = os.path.getsize(path) == header_end + int(np.prod(shape))
-    return got == shape and dtype == np.uint8 and not fortran and complete
-
-
-def _init_worker() -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
-def extract_video(job: dict) -> list[tuple[int, str | None]]:
-    """Extract every pending clip of one video, decoding each needed frame once.
-
-    Args:
-        job: video_path, size, frames, and clips: list of dicts with row, indices (T video
-            frame indices), key_pos, roi (x0, y0, x1, y1), clip_file, image_file.
-
-    Returns:
-        (row, error message or None) per clip.
-    """
-    from thyrovid.io import open_video, to_gray
-
-    size = job["size"]
-    clips = sorted(job["clips"], key=lambda c: max(c["indices"]))  # in order of completion
-    needed = sorted({i for c in clips for i in c["indices"]})
-    crops: list[dict[int, np.ndarray]] = [{} for _ in clips]  # per clip: frame -> resized crop
-    n_done = 0
-    try:
-        with open_video(job["video_path"]) as video:
-            for start in range(0, len(needed), CHUNK):
-                chunk = needed[start : start + CHUNK]
-                block = video.frames(chunk)  # (N, H, W, C) uint8, each frame decoded once
-                for c, store in zip(clips[n_done:], crops[n_done:]):
-                    x0, y0, x1, y1 = c["roi"]
-                    want = set(c["indices"])
-                    for j in (j for j, fi in enumerate(chunk) if fi in want):
-                        store[chunk[j]] = resize_crop(to_gray(block[j, y0:y1, x0:x1]), size)
-                while n_done < len(clips) and max(clips[n_done]["indices"]) <= chunk[-1]:
-                    _write_clip(clips[n_done], crops[n_done])
-                    crops[n_done] = {}
-                    n_done += 1
-    except UserError as exc:
-        msg = f"video could not be decoded ({exc})"
-        return [(c["row"], None) for c in clips[:n_done]] + [
-            (c["row"], msg) for c in clips[n_done:]
-        ]
-    return [(c["row"], None) for c in clips]
-
-
-def _write_clip(clip_spec: dict, crops: dict[int, np.ndarray]) -> None:
-    """Stack the window (T, size, size), write the key-frame image then the clip, atomically."""
-    clip = np.stack([crops[i] for i in clip_spec["indices"]])
-    _save_atomic(Path(clip_spec["image_file"]), np.ascontiguousarray(clip[clip_spec["key_pos"]]))
-    _save_atomic(Path(clip_spec["clip_file"]), clip)
-    delay = float(os.environ.get("THYROVID_EXTRACT_DELAY_S", "0") or 0)
-    if delay:  # test hook: lets a test kill the run between two clips
-        time.sleep(delay)
 
 
 def _read_headers(cohort: Cohort, cache_file: Path) -> dict[str, object]:
@@ -351,77 +240,11 @@ def _pending(plan: pd.DataFrame, work: Path, frames: int, size: int, overwrite: 
         same = old.get(rec["clip_id"], None) in (None, [str(rec[k]) for k in _PLAN_KEYS])
         ok = (
             same
-            and _is_done(work / rec["clip_path"], (frames, size, size))
-            and _is_done(work / rec["image_path"], (size, size))
+            and is_done(work / rec["clip_path"], (frames, size, size))
+            and is_done(work / rec["image_path"], (size, size))
         )
         todo.append(not ok)
     return pd.Series(todo, index=plan.index, dtype=bool)
-
-
-def _jobs(plan: pd.DataFrame, work: Path, frames: int, size: int) -> list[dict]:
-    """One job per video (see `extract_video`), the videos with most clips first."""
-    jobs: dict[str, dict] = {}
-    for rec in plan.to_dict("records"):
-        path = rec["video_path"]
-        job = jobs.setdefault(
-            path, {"video_path": path, "size": size, "frames": frames, "clips": []}
-        )
-        job["clips"].append({
-            "row": rec["row"],
-            "indices": window_indices(rec["first_frame"], rec["n_frames"], rec["pad_before"], frames),
-            "key_pos": rec["key_frame"] - rec["first_frame"] + rec["pad_before"],
-            "roi": (rec["roi_x0"], rec["roi_y0"], rec["roi_x1"], rec["roi_y1"]),
-            "clip_file": str(work / rec["clip_path"]), "image_file": str(work / rec["image_path"]),
-        })  # fmt: skip
-    return sorted(jobs.values(), key=lambda j: -len(j["clips"]))
-
-
-def _warm_up() -> None:
-    """Import the decoders in a fresh worker while the main process still validates."""
-    import thyrovid.io.dicom  # noqa: F401
-
-
-def _start_pool(workers: int) -> ProcessPoolExecutor:
-    """A spawn-context pool whose workers start (and import) right away."""
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
-    for _ in range(workers):
-        pool.submit(_warm_up)
-    return pool
-
-
-def _run_jobs(
-    jobs: list[dict], workers: int, pool: ProcessPoolExecutor | None = None
-) -> list[tuple[int, str | None]]:
-    """Run `extract_video` on every job, in `pool` (or a new one) when that pays off."""
-    from tqdm import tqdm
-
-    results = []
-    total = sum(len(j["clips"]) for j in jobs)
-    use_pool = workers > 1 and len(jobs) > 1 and (pool is not None or total >= POOL_MIN_CLIPS)
-    with tqdm(total=total, unit="clip", desc="extract", file=sys.stderr, disable=None) as bar:
-        if not use_pool:
-            for job in jobs:
-                results += extract_video(job)
-                bar.update(len(job["clips"]))
-            return results
-        own = pool is None
-        pool = pool or _start_pool(min(workers, len(jobs)))
-        try:
-            futures = {pool.submit(extract_video, job): job for job in jobs}
-            for fut in as_completed(futures):
-                results += fut.result()
-                bar.update(len(futures[fut]["clips"]))
-        finally:
-            if own:
-                pool.shutdown(cancel_futures=True)
-    return results
-
-
-def _remove_stale_temps(work: Path) -> None:
-    """Delete temporary files a killed run left behind (never complete, never used)."""
-    for folder in (work, work / "clips", work / "images"):
-        for tmp in folder.glob(".*.tmp-*"):
-            tmp.unlink(missing_ok=True)
 
 
 def extract(
@@ -468,7 +291,7 @@ def extract(
     with ExitStack() as stack:
         pool = None
         if workers > 1 and first_run and len(cohort.rows) >= POOL_MIN_CLIPS:
-            pool = _start_pool(workers)  # the workers start while the headers are read
+            pool = start_pool(workers)  # the workers start while the headers are read
             stack.callback(pool.shutdown, cancel_futures=True)
         plan, warnings = _validate_and_plan(
             cohort, work, frames, size, expand, strict, external_centers, seed
@@ -477,12 +300,13 @@ def extract(
         (work / "images").mkdir(parents=True, exist_ok=True)
         params = {"frames": frames, "size": size, "expand": expand, "format": 1}
         _check_params(work, params, overwrite)
-        _remove_stale_temps(work)
+        remove_stale_temps(work)
         failed, n_todo = {}, 0
         if not plan.empty:
             todo = _pending(plan, work, frames, size, overwrite)
             n_todo = int(todo.sum())
-            results = _run_jobs(_jobs(plan[todo], work, frames, size), workers, pool)
+            jobs = video_jobs(plan[todo], work, frames, size)
+            results = run_jobs(jobs, workers, POOL_MIN_CLIPS, pool)
             failed = {row: msg for row, msg in results if msg}
     problems = cohort.problems + [Problem(r, m, cohort.path.name) for r, m in failed.items()]
     skipped = [str(p) for p in sorted(problems, key=lambda p: p.row)]

@@ -1,0 +1,233 @@
+"""Clip cutting and the clip cache: window and box geometry, per-video workers, atomic .npy.
+
+The half of `thyrovid extract` that touches pixels; `thyrovid.extract` plans the clips and
+hands this module one job per video. Worker processes import only this module (no pandas, no
+cohort code), so a spawned worker starts fast.
+
+Conventions:
+- Window: the key frame sits at window index frames // 2; near the ends of the video the
+  window is shifted to stay inside it. A video shorter than the window contributes all its
+  frames, padded by repeating the first frame (pad_before = (frames - n) // 2 times) and the
+  last frame.
+- Box: expanded about its centre (aspect kept), rounded to whole pixels, clamped to the
+  ultrasound region or the frame. The crop is resized to size x size without keeping its
+  aspect ratio (the paper resizes to 224 x 224): cv2.INTER_AREA when shrinking, INTER_LINEAR
+  when enlarging.
+- Files: each .npy is written to a temporary name and renamed, so a clip file that exists is
+  complete. Test hook: THYROVID_EXTRACT_DELAY_S sleeps after each clip.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from thyrovid.errors import UserError
+
+if TYPE_CHECKING:  # only for annotations: worker processes never import pandas
+    import pandas as pd
+
+CHUNK = 64  # frames decoded per frames() call: bounds memory on long, high-resolution videos
+
+
+def expand_box(box: Sequence[float], expand: float, bounds: Sequence[int]):
+    """Expand `box` (x0, y0, x1, y1) `expand`x about its centre, round, clamp to `bounds`.
+
+    Returns:
+        (x0, y0, x1, y1) ints, x1/y1 exclusive, or None when nothing of it is inside `bounds`.
+    """
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    hw, hh = (x1 - x0) * expand / 2, (y1 - y0) * expand / 2
+    bx0, by0, bx1, by1 = bounds
+    out = (
+        max(bx0, math.floor(cx - hw + 0.5)),
+        max(by0, math.floor(cy - hh + 0.5)),
+        min(bx1, math.floor(cx + hw + 0.5)),
+        min(by1, math.floor(cy + hh + 0.5)),
+    )
+    return out if out[2] > out[0] and out[3] > out[1] else None
+
+
+def clip_window(key_frame: int, n_video: int, frames: int) -> tuple[int, int, int]:
+    """The window of `frames` frames around `key_frame` -> (first_frame, n_real, pad_before)."""
+    if n_video >= frames:
+        first = min(max(key_frame - frames // 2, 0), n_video - frames)
+        return first, frames, 0
+    return 0, n_video, (frames - n_video) // 2
+
+
+def window_indices(first: int, n_real: int, pad_before: int, frames: int) -> list[int]:
+    """Video frame index of each of the `frames` window positions (edges repeated)."""
+    return [first + min(max(i - pad_before, 0), n_real - 1) for i in range(frames)]
+
+
+def resize_crop(crop: np.ndarray, size: int) -> np.ndarray:
+    """(h, w) uint8 -> (size, size) uint8; INTER_AREA when shrinking, else INTER_LINEAR."""
+    import cv2
+
+    h, w = crop.shape
+    if (h, w) == (size, size):
+        return np.ascontiguousarray(crop)
+    interp = cv2.INTER_AREA if h * w > size * size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npy")
+    with open(tmp, "wb") as fh:
+        np.save(fh, array)
+    os.replace(tmp, path)
+
+
+def is_done(path: Path, shape: tuple[int, ...]) -> bool:
+    """True when `path` is a complete uint8 .npy of `shape` (header and file size checked)."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as fh:
+            version = fmt.read_magic(fh)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            got, fortran, dtype = read(fh)
+            header_end = fh.tell()
+    except (OSError, ValueError, EOFError):
+        return False
+    complete = os.path.getsize(path) == header_end + int(np.prod(shape))
+    return got == shape and dtype == np.uint8 and not fortran and complete
+
+
+def remove_stale_temps(work: Path) -> None:
+    """Delete temporary files a killed run left behind (never complete, never used)."""
+    for folder in (work, work / "clips", work / "images"):
+        for tmp in folder.glob(".*.tmp-*"):
+            tmp.unlink(missing_ok=True)
+
+
+def _init_worker() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def extract_video(job: dict) -> list[tuple[int, str | None]]:
+    """Extract every pending clip of one video, decoding each needed frame once.
+
+    Args:
+        job: video_path, size, frames, and clips: list of dicts with row, indices (T video
+            frame indices), key_pos, roi (x0, y0, x1, y1), clip_file, image_file.
+
+    Returns:
+        (row, error message or None) per clip.
+    """
+    from thyrovid.io import open_video, to_gray
+
+    size = job["size"]
+    clips = sorted(job["clips"], key=lambda c: max(c["indices"]))  # in order of completion
+    needed = sorted({i for c in clips for i in c["indices"]})
+    crops: list[dict[int, np.ndarray]] = [{} for _ in clips]  # per clip: frame -> resized crop
+    n_done = 0
+    try:
+        with open_video(job["video_path"]) as video:
+            for start in range(0, len(needed), CHUNK):
+                chunk = needed[start : start + CHUNK]
+                block = video.frames(chunk)  # (N, H, W, C) uint8, each frame decoded once
+                for c, store in zip(clips[n_done:], crops[n_done:]):
+                    x0, y0, x1, y1 = c["roi"]
+                    want = set(c["indices"])
+                    for j in (j for j, fi in enumerate(chunk) if fi in want):
+                        store[chunk[j]] = resize_crop(to_gray(block[j, y0:y1, x0:x1]), size)
+                while n_done < len(clips) and max(clips[n_done]["indices"]) <= chunk[-1]:
+                    _write_clip(clips[n_done], crops[n_done])
+                    crops[n_done] = {}
+                    n_done += 1
+    except UserError as exc:
+        msg = f"video could not be decoded ({exc})"
+        return [(c["row"], None) for c in clips[:n_done]] + [
+            (c["row"], msg) for c in clips[n_done:]
+        ]
+    return [(c["row"], None) for c in clips]
+
+
+def _write_clip(clip_spec: dict, crops: dict[int, np.ndarray]) -> None:
+    """Stack the window (T, size, size), write the key-frame image then the clip, atomically."""
+    clip = np.stack([crops[i] for i in clip_spec["indices"]])
+    _save_atomic(Path(clip_spec["image_file"]), np.ascontiguousarray(clip[clip_spec["key_pos"]]))
+    _save_atomic(Path(clip_spec["clip_file"]), clip)
+    delay = float(os.environ.get("THYROVID_EXTRACT_DELAY_S", "0") or 0)
+    if delay:  # test hook: lets a test kill the run between two clips
+        time.sleep(delay)
+
+
+def video_jobs(plan: pd.DataFrame, work: Path, frames: int, size: int) -> list[dict]:
+    """One job per video (see `extract_video`), the videos with most clips first."""
+    jobs: dict[str, dict] = {}
+    for rec in plan.to_dict("records"):
+        path = rec["video_path"]
+        job = jobs.setdefault(
+            path, {"video_path": path, "size": size, "frames": frames, "clips": []}
+        )
+        job["clips"].append({
+            "row": rec["row"],
+            "indices": window_indices(rec["first_frame"], rec["n_frames"], rec["pad_before"], frames),
+            "key_pos": rec["key_frame"] - rec["first_frame"] + rec["pad_before"],
+            "roi": (rec["roi_x0"], rec["roi_y0"], rec["roi_x1"], rec["roi_y1"]),
+            "clip_file": str(work / rec["clip_path"]), "image_file": str(work / rec["image_path"]),
+        })  # fmt: skip
+    return sorted(jobs.values(), key=lambda j: -len(j["clips"]))
+
+
+def _warm_up() -> None:
+    """Import the decoders in a fresh worker while the main process still validates."""
+    import thyrovid.io.dicom  # noqa: F401
+
+
+def start_pool(workers: int) -> ProcessPoolExecutor:
+    """A spawn-context pool whose workers start (and import) right away."""
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
+    for _ in range(workers):
+        pool.submit(_warm_up)
+    return pool
+
+
+def run_jobs(
+    jobs: list[dict], workers: int, min_clips: int, pool: ProcessPoolExecutor | None = None
+) -> list[tuple[int, str | None]]:
+    """Run `extract_video` on every job, in `pool` (or a new one) when that pays off.
+
+    Args:
+        jobs: from `video_jobs`.
+        workers: processes for a new pool; 1 runs everything in this process.
+        min_clips: fewer clips than this (and no `pool` given): stay in this process.
+        pool: a pool from `start_pool` to use (the caller shuts it down).
+    """
+    from tqdm import tqdm
+
+    results = []
+    total = sum(len(j["clips"]) for j in jobs)
+    use_pool = workers > 1 and len(jobs) > 1 and (pool is not None or total >= min_clips)
+    with tqdm(total=total, unit="clip", desc="extract", file=sys.stderr, disable=None) as bar:
+        if not use_pool:
+            for job in jobs:
+                results += extract_video(job)
+                bar.update(len(job["clips"]))
+            return results
+        own = pool is None
+        pool = pool or start_pool(min(workers, len(jobs)))
+        try:
+            futures = {pool.submit(extract_video, job): job for job in jobs}
+            for fut in as_completed(futures):
+                results += fut.result()
+                bar.update(len(futures[fut]["clips"]))
+        finally:
+            if own:
+                pool.shutdown(cancel_futures=True)
+    return results
