@@ -34,6 +34,16 @@ def _item_header(fd: int, offset: int, path: str) -> tuple[int, int]:
     return tag, length
 
 
+def _fragment_length(fd: int, offset: int, path: str) -> int | None:
+    """Length of the fragment item at `offset`; None at the sequence delimiter."""
+    tag, length = _item_header(fd, offset, path)
+    if tag == SEQ_DELIMITER:
+        return None
+    if tag != ITEM:
+        raise VideoError(f"{path}: corrupt encapsulated pixel data (bad item tag at byte {offset})")
+    return length
+
+
 def pixel_data_value(fd: int, path: str, tag_offset: int, syntax: str) -> tuple[int, int, bytes]:
     """(value offset, value length, VR) of the Pixel Data element whose tag is at `tag_offset`.
 
@@ -97,13 +107,9 @@ class FragmentIndex:
         fragments: list[tuple[int, int, bytes]] = []
         pos = self.first_fragment
         while True:
-            tag, length = _item_header(self.fd, pos, self.path)
-            if tag == SEQ_DELIMITER:
+            length = _fragment_length(self.fd, pos, self.path)
+            if length is None:
                 break
-            if tag != ITEM:
-                raise VideoError(
-                    f"{self.path}: corrupt encapsulated pixel data (bad item tag at byte {pos})"
-                )
             head = os.pread(self.fd, 4, pos + 8)
             fragments.append((pos + 8, length, head))
             pos += 8 + length
@@ -150,13 +156,9 @@ class FragmentIndex:
             start, end = self._spans[i]
             parts, pos = [], start
             while end is None or pos < end:
-                tag, length = _item_header(self.fd, pos, self.path)
-                if tag == SEQ_DELIMITER:
+                length = _fragment_length(self.fd, pos, self.path)
+                if length is None:
                     break
-                if tag != ITEM:
-                    raise VideoError(
-                        f"{self.path}: corrupt encapsulated pixel data (bad item tag at byte {pos})"
-                    )
                 parts.append((pos + 8, length))
                 pos += 8 + length
             self._frames[i] = parts
