@@ -55,10 +55,12 @@ def _step(name: str) -> float:
 
 def run_demo(s: DemoSettings) -> dict:
     """Run every stage into `s.out`; returns the summary printed by the CLI."""
+    import numpy as np
     import pandas as pd
 
     from thyrovid.compare import compare
     from thyrovid.config import TrainConfig
+    from thyrovid.distributed import resolve_device
     from thyrovid.errors import UserError
     from thyrovid.evaluate import evaluate
     from thyrovid.explain import explain_clips
@@ -106,7 +108,7 @@ def run_demo(s: DemoSettings) -> dict:
             train(work, run_dir, config, resume=(run_dir / "state" / "last.pt").exists())
         summary["seconds"][f"train_{dims}d"] = round(time.perf_counter() - t, 1)
         t = _step(f"evaluate: {dims}D soft voting clip -> video -> nodule -> patient")
-        metrics = evaluate(run_dir, work_dir=work, device=_eval_device(s.device))
+        metrics = evaluate(run_dir, work_dir=work, device=resolve_device(s.device))
         summary["seconds"][f"evaluate_{dims}d"] = round(time.perf_counter() - t, 1)
         summary[f"{dims}d"] = _headline(metrics)
         run_dirs[dims] = run_dir
@@ -150,12 +152,10 @@ def run_demo(s: DemoSettings) -> dict:
         n=6,
         truth_dir=phantom,
         out_dir=out / "cam",
-        device=_eval_device(s.device),
+        device=resolve_device(s.device),
     )
-    ratios = [c["energy_ratio"] for c in cams if c.get("energy_ratio") == c.get("energy_ratio")]
-    summary["cam_median_energy_ratio"] = (
-        round(float(sorted(ratios)[len(ratios) // 2]), 2) if (ratios) else None
-    )
+    ratios = [c["energy_ratio"] for c in cams if np.isfinite(c.get("energy_ratio", np.nan))]
+    summary["cam_median_energy_ratio"] = round(float(np.median(ratios)), 2) if ratios else None
     summary["seconds"]["cam"] = round(time.perf_counter() - t, 1)
     t = _step("report: one HTML file with every table and figure")
     from thyrovid.report.html import build_report
@@ -163,14 +163,6 @@ def run_demo(s: DemoSettings) -> dict:
     summary["report"] = str(build_report(demo=out, out=out / "report.html"))
     summary["seconds"]["report"] = round(time.perf_counter() - t, 1)
     return summary
-
-
-def _eval_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _headline(metrics: dict) -> dict:
@@ -189,9 +181,8 @@ def _headline(metrics: dict) -> dict:
 
 
 def _reader_headline(study: dict) -> dict:
-    gains = study.get("group_gains") or study.get("gains") or {}
-    mrmc = (study.get("mrmc") or {}).get("jackknife", {}).get("rrrc") or {}
-    return {"group_gains": gains, "mrmc_rrrc_p": mrmc.get("p")}
+    rrrc = study["mrmc"].get("jackknife", {}).get("rrrc", {})
+    return {"group_gains": study["group_gains"], "mrmc_rrrc_p": rrrc.get("p")}
 
 
 def add_arguments(parser) -> None:

@@ -19,6 +19,13 @@ import torch.distributed as dist
 from torch import nn
 
 
+def resolve_device(device: str = "auto") -> str:
+    """ "auto" -> "cuda" when a GPU is available, else "cpu"; anything else unchanged."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def setup(device: str = "auto") -> tuple[int, int, torch.device]:
     """Join the process group that torchrun describes (if any) and pick this rank's device.
 
@@ -32,9 +39,7 @@ def setup(device: str = "auto") -> tuple[int, int, torch.device]:
     rank = int(os.environ.get("RANK", 0))
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = torch.device(resolve_device(device))
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank if world_size > 1 else torch.cuda.current_device())
     if dev.type == "cuda":

@@ -1,0 +1,38 @@
+"""The demo runs every stage end to end and leaves a report (tiny settings)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from thyrovid.demo import DemoSettings, run_demo
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_and_writes_the_report(tmp_path):
+    settings = DemoSettings(
+        out=str(tmp_path / "demo"),
+        patients=40,
+        frames=16,
+        size=32,
+        width=0.125,
+        epochs=1,
+        device="cpu",
+    )
+    summary = run_demo(settings)
+    out = tmp_path / "demo"
+    assert set(summary["seconds"]) >= {"synth", "extract", "train_3d", "train_2d", "readers"}
+    for dims in ("3d", "2d"):
+        run = out / "runs" / f"{dims}_resnet50"
+        assert (run / "model.safetensors").is_file()
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert {"val", "test", "external"} <= set(metrics["splits"])
+    assert (out / "readers" / "table4.md").is_file()
+    assert (out / "cam" / "cam.csv").is_file()
+    html = (out / "report.html").read_text()
+    assert "Reader study" in html and "data:image/png;base64" in html
+    # a second run reuses what is there (no retraining)
+    mtime = (out / "runs" / "3d_resnet50" / "model.safetensors").stat().st_mtime
+    run_demo(settings)
+    assert (out / "runs" / "3d_resnet50" / "model.safetensors").stat().st_mtime == mtime
