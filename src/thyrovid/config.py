@@ -66,6 +66,9 @@ class TrainConfig:
         train_split: split name trained on.
         val_split: split name that selects the best checkpoint.
         tensorboard: also write TensorBoard event files when tensorboard is installed.
+        init_from: a run folder whose weights start this run: a 2D run of the same architecture
+            and width is inflated to 3D (I3D: each kernel repeated over time / its depth), a run
+            of the same dims is loaded as it is (fine-tuning). None: random initialisation.
     """
 
     arch: str = "resnet50"
@@ -102,6 +105,7 @@ class TrainConfig:
     train_split: str = "train"
     val_split: str = "val"
     tensorboard: bool = True
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         checks = [

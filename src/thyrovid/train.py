@@ -93,6 +93,27 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
     return model.to(device).eval(), config
 
 
+def initialise_from_run(net: nn.Module, config: TrainConfig) -> None:
+    """Load `config.init_from`'s weights into `net`, inflating 2D -> 3D when needed."""
+    from thyrovid.models import inflate_2d_to_3d
+
+    source, src_config = load_run(config.init_from)
+    if src_config.arch != config.arch:
+        raise UserError(
+            f"{config.init_from}: a {src_config.arch} run cannot start a {config.arch} network"
+        )
+    weights = source.state_dict()
+    if (src_config.dims, config.dims) == (2, 3):
+        weights = inflate_2d_to_3d(weights, net)
+    elif src_config.dims != config.dims:
+        raise UserError(f"{config.init_from}: a 3D run cannot start a 2D network")
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as exc:  # e.g. another width: shapes differ
+        first = str(exc).strip().splitlines()
+        raise UserError(f"{config.init_from}: weights do not fit ({first[-1].strip()})") from None
+
+
 def _extract_params(work: Path) -> dict | None:
     """WORK/extract.json (frames, size, box expansion) so a run says how its input was cut."""
     try:
@@ -196,6 +217,8 @@ def train(
     if problem:
         raise UserError(problem)
     net = build_network(config)  # before writing anything: it checks the architecture options
+    if config.init_from and state is None:
+        initialise_from_run(net, config)
     if dist.is_main():
         (out / "state").mkdir(parents=True, exist_ok=True)
         meta = {
@@ -330,6 +353,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), help="mixed precision")
     parser.add_argument("--num-workers", type=int, help="DataLoader workers per rank")
+    parser.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="start from a trained run's weights (a 2D run is inflated to 3D)",
+    )
 
 
 def config_from_args(args) -> TrainConfig:
@@ -345,6 +373,7 @@ def config_from_args(args) -> TrainConfig:
         "seed": args.seed,
         "amp": args.amp,
         "num_workers": args.num_workers,
+        "init_from": args.init_from,
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(parse_overrides(args.set))
