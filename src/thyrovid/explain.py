@@ -310,12 +310,15 @@ def explain_clips(
     out_dir.mkdir(parents=True, exist_ok=True)
     dims = int(config.dims)
     results = []
+    target = None  # clips of one work folder share a shape: choose the layer once
     for _, row in rows.iterrows():
         path = row["clip_path"] if dims == 3 else row["image_path"]
         raw = np.load(path)
         x = torch.from_numpy(np.ascontiguousarray(raw))[None, None].to(device)
         x = to_model_input(x)
-        res = grad_cam(model, x, layer=stage_layer(model, layer, x), method=method)[0]
+        if target is None:
+            target = stage_layer(model, layer, x)
+        res = grad_cam(model, x, layer=target, method=method)[0]
         cid = str(row["clip_id"])
         np.save(out_dir / f"{cid}.npy", res.cam)
         clip3 = raw if raw.ndim == 3 else raw[None]
