@@ -11,7 +11,8 @@ same augmentation (same code, same math) done per sample inside the DataLoader w
 then ship float32 clips (4x the bytes) to the training process. Measured twice: the input
 pipeline alone (what a GPU would be fed) and full training steps of a width-reduced network.
 
-Prints one JSON object: medians over repeats, ratios, and the machine.
+Prints one JSON object: medians over `--repeats` whole runs (each run's figure is itself the
+median over its timed epochs), every run's figure, ratios, and the machine with its load.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def machine() -> dict:
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "load_average_1min": os.getloadavg()[0],
     }
     if torch.cuda.is_available():
         out["gpu"] = torch.cuda.get_device_name()
@@ -293,7 +295,7 @@ def gpu_section(args) -> dict:
     except Exception as exc:
         out["augmentation_clips_per_s"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
     for name, bf16, cl, comp in variants:
-        if comp and args.no_compile:
+        if (comp and args.no_compile) or (args.variants and name not in args.variants.split(",")):
             continue
         if time.perf_counter() - start > args.budget_s:
             out["variants"][name] = {"skipped": "time budget spent"}
@@ -347,12 +349,22 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--budget-s", type=float, default=150.0, help="start no variant after this")
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--variants", default="", help="GPU section: comma list, e.g. fp32_eager,"
+                   "bf16_channels_last_compile (default: all three)")  # fmt: skip
+    p.add_argument("--repeats", type=int, default=5, help="CPU section: whole runs; medians kept")
     args = p.parse_args()
     result = {"machine": machine()}
     if args.gpu:
         result["gpu"] = gpu_section(args)
     else:
-        result["cpu"] = cpu_section(args)
+        runs = [cpu_section(args) for _ in range(args.repeats)]
+        result["cpu"] = runs[0]
+        for key in ("pipeline_clips_per_s", "train_clips_per_s"):
+            for name in ("device_batched", "per_sample_workers", "ratio"):
+                values = [r[key][name] for r in runs]
+                result["cpu"][key][name] = statistics.median(values)
+                result["cpu"][key][name + "_runs"] = [round(v, 3) for v in values]
+        result["cpu"]["repeats"] = args.repeats
     print(json.dumps(result, indent=2))
 
 
