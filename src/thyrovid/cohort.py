@@ -4,8 +4,14 @@ A cohort.csv has one row per labelled key frame (see ARCHITECTURE.md). Row numbe
 message are 1-based *data* rows: row 1 is the first row under the header, i.e. line 2 of the
 file; messages say both ("row 3 (line 4)").
 
-Labels: ``0``/``1`` or ``benign``/``malignant`` (case-insensitive, surrounding blanks ignored);
-1 = malignant. Nothing else is accepted, so a typo is an error rather than a silent guess.
+Labels: ``0``/``1`` (also written ``0.0``/``1.0``) or ``benign``/``malignant`` (case-insensitive,
+surrounding blanks ignored); 1 = malignant. Nothing else is accepted, so a typo is an error
+rather than a silent guess.
+
+The file: UTF-8 (with or without a byte-order mark), any line ending, comma-separated, or
+semicolon- or tab-separated when the header line has no comma (spreadsheets in many locales
+save "CSV" with semicolons). Column names ignore case, surrounding blanks, and blanks or
+hyphens inside (``Patient ID`` is ``patient_id``). A video path may use Windows backslashes.
 
 Boxes are pixel coordinates ``x0, y0, x1, y1`` on the key frame (x right, y down, x1/y1
 exclusive); decimals are allowed (annotation tools export them). Frames are 0-based.
@@ -24,6 +30,7 @@ import csv
 import difflib
 import io
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,15 +94,32 @@ class Cohort:
 
 
 def parse_label(text: str) -> int:
-    """'0'/'1'/'benign'/'malignant' (any case) -> 0/1; ValueError otherwise."""
+    """'0'/'1' (or '0.0'/'1.0')/'benign'/'malignant' (any case) -> 0/1; ValueError otherwise."""
     key = str(text).strip().lower()
     if key not in _LABELS:
-        raise ValueError(f"label {text!r} is not 0/1 or benign/malignant")
+        try:
+            value = float(key)
+        except ValueError:
+            value = None
+        if value not in (0.0, 1.0):
+            raise ValueError(f"label {text!r} is not 0/1 or benign/malignant")
+        return int(value)
     return _LABELS[key]
 
 
+def _float(text: str) -> float:
+    """float(), also of a decimal comma ('12,5': semicolon-separated files from spreadsheets)."""
+    text = str(text).strip()
+    if text.count(",") == 1 and "." not in text:
+        text = text.replace(",", ".")
+    return float(text)
+
+
 def _parse_frame(text: str) -> int:
-    value = float(text)  # "12" and "12.0" both fine; "12.5" is not a frame
+    try:
+        value = _float(text)  # "12" and "12.0" both fine; "12.5" is not a frame
+    except ValueError:
+        raise ValueError(f"frame {text!r} is not a 0-based frame index") from None
     if not value.is_integer() or value < 0:
         raise ValueError(f"frame {text!r} is not a 0-based frame index")
     return int(value)
@@ -103,7 +127,7 @@ def _parse_frame(text: str) -> int:
 
 def _parse_coord(name: str, text: str) -> float:
     try:
-        value = float(text)
+        value = _float(text)
     except ValueError:
         raise ValueError(f"{name} {text!r} is not a number") from None
     if value != value or value in (float("inf"), float("-inf")):
@@ -111,9 +135,14 @@ def _parse_coord(name: str, text: str) -> float:
     return value
 
 
+def normalise_column(name: str) -> str:
+    """'Patient ID' / ' patient-id ' / 'PATIENT_ID' -> 'patient_id'."""
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+
+
 def _header(df: pd.DataFrame, source: str) -> tuple[dict[str, str], list[str]]:
     """Map normalised names to file names; unknown columns that look like typos are errors."""
-    names = {c: c.strip().lower() for c in df.columns}
+    names = {c: normalise_column(c) for c in df.columns}
     known = set(COLUMNS)
     found = {norm: orig for orig, norm in names.items() if norm in known}
     missing = [c for c in REQUIRED if c not in found]
@@ -135,9 +164,24 @@ def read_text_table(path: Path, what: str = "file") -> pd.DataFrame:
     """
     if not path.is_file():
         raise CohortError(f"{path}: {what} not found")
+    data = path.read_bytes()
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CohortError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+            "save it as 'CSV UTF-8'"
+        ) from None
+    header = text.split("\n", 1)[0]
+    sep = ","
+    if "," not in header and (";" in header or "\t" in header):
+        sep = max((";", "\t"), key=header.count)  # a spreadsheet's "CSV" in many locales, TSV
+    try:
+        return pd.read_csv(
+            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise CohortError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
 
 
@@ -203,13 +247,21 @@ def _parse_row(rec, found, extras, base: Path, row: int, source: str):
         return None, Problem(row, f"box {box} has x1 <= x0 or y1 <= y0", source)
     if min(out["x0"], out["y0"]) < 0:
         return None, Problem(row, "box starts outside the frame (negative coordinate)", source)
-    video = Path(out["video"])
-    out["video_path"] = str(video if video.is_absolute() else (base / video).resolve())
+    out["video_path"] = _resolve_video(out["video"], base)
     if not os.path.exists(out["video_path"]):
         return None, Problem(row, f"video {out['video']!r} not found", source)
     for col in extras:
         out[col] = rec[col]
     return out, None
+
+
+def _resolve_video(video: str, base: Path) -> str:
+    """The absolute path of `video` (relative to `base`); Windows backslashes work too."""
+    path = Path(video)
+    resolved = str(path if path.is_absolute() else (base / path).resolve())
+    if "\\" in video and os.sep == "/" and not os.path.exists(resolved):
+        return _resolve_video(video.replace("\\", "/"), base)
+    return resolved
 
 
 def _consistency_problems(rows: pd.DataFrame, source: str) -> list[Problem]:
@@ -219,11 +271,17 @@ def _consistency_problems(rows: pd.DataFrame, source: str) -> list[Problem]:
         return problems
     for (patient, nodule), grp in rows.groupby(["patient_id", "nodule_id"], sort=False):
         if grp["label"].nunique() > 1:
-            first = grp.index[0]
-            for row in grp.index[grp["label"] != grp["label"].iloc[0]]:
+            first, label = grp.index[0], grp["label"].iloc[0]
+            other = grp.index[grp["label"] != label][0]
+            for row in grp.index[1:]:
+                if grp.at[row, "label"] != label:
+                    why = f"label {grp.at[row, 'label']} differs from label {label} in row {first}"
+                else:
+                    why = (
+                        f"label {label} differs from label {grp.at[other, 'label']} in row {other}"
+                    )
                 msg = (
-                    f"label {grp.at[row, 'label']} differs from label {grp['label'].iloc[0]} "
-                    f"in row {first} for nodule {nodule!r} of patient {patient!r}; "
+                    f"{why} for nodule {nodule!r} of patient {patient!r}; "
                     "all rows of this nodule skipped"
                 )
                 problems.append(Problem(int(row), msg, source))

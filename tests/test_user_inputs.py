@@ -1,0 +1,95 @@
+"""A clinician's own cohort.csv and videos: the forms real exports take, and clear messages.
+
+Each test is a regression test for a defect found by feeding `thyrovid extract` / `probe`
+inputs the other tests had not seen (spreadsheet exports, Windows paths, duplicate rows, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_extract import pattern, read_clips, write_csv, write_dicom
+from thyrovid.cohort import read_cohort
+from thyrovid.extract import extract
+
+ROW = {"patient_id": "P1", "nodule_id": "P1-L", "video": "v.dcm", "center": "A", "label": "1",
+       "frame": "5", "x0": "8", "y0": "8", "x1": "40", "y1": "30", "split": ""}  # fmt: skip
+
+
+def _video(root: Path, rel: str = "v.dcm", n_frames: int = 12) -> Path:
+    return write_dicom(root / rel, pattern(n_frames, 32, 48))
+
+
+def _text(rows: list[dict], sep: str = ",") -> str:
+    cols = list(rows[0])
+    return "".join(sep.join(str(r[c]) for c in cols) + "\n" for r in [dict(zip(cols, cols)), *rows])
+
+
+def test_semicolon_and_tab_separated_files_from_spreadsheets(tmp_path):
+    _video(tmp_path)
+    rows = [ROW, {**ROW, "frame": "7", "x0": "8,5"}]  # decimal comma, as such locales write it
+    for name, sep in (("semi.csv", ";"), ("tab.tsv", "\t")):
+        (tmp_path / name).write_text(_text(rows, sep))
+        cohort = read_cohort(tmp_path / name)
+        assert not cohort.problems, cohort.problems
+        assert list(cohort.rows["frame"]) == [5, 7] and list(cohort.rows["x0"]) == [8.0, 8.5]
+
+
+def test_bom_crlf_and_column_names_with_spaces_and_case(tmp_path):
+    _video(tmp_path)
+    text = _text([ROW]).replace("patient_id", "Patient ID").replace("x0", " X0 ")
+    (tmp_path / "c.csv").write_bytes(("\ufeff" + text).replace("\n", "\r\n").encode())
+    cohort = read_cohort(tmp_path / "c.csv")
+    assert not cohort.problems and cohort.rows.loc[1, "patient_id"] == "P1"
+    assert cohort.rows.loc[1, "x0"] == 8.0 and cohort.extras == []
+
+
+def test_non_utf8_file_names_the_line_and_what_to_do(tmp_path, capsys):
+    from thyrovid.cli import main
+
+    _video(tmp_path)
+    (tmp_path / "c.csv").write_bytes(_text([ROW, {**ROW, "center": "hôpital"}]).encode("cp1252"))
+    assert main(["extract", str(tmp_path / "c.csv"), "--out", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "c.csv: not UTF-8 text" in err
+    assert "line 3" in err and "CSV UTF-8" in err
+
+
+def test_labels_written_as_floats_are_accepted(tmp_path):
+    _video(tmp_path)
+    rows = [{**ROW, "patient_id": f"P{i}", "nodule_id": "", "label": lab}
+            for i, lab in enumerate(["1.0", "0.0", " 0 ", "BENIGN", "Malignant", "2.0", "0.5"])]  # fmt: skip
+    cohort = read_cohort(write_csv(tmp_path / "c.csv", rows))
+    assert list(cohort.rows["label"]) == [1, 0, 0, 0, 1]
+    assert [p.row for p in cohort.problems] == [6, 7]
+    assert "label '2.0' is not 0/1" in str(cohort.problems[0])
+
+
+def test_conflicting_labels_skip_every_row_of_the_nodule(tmp_path):
+    _video(tmp_path)
+    rows = [{**ROW, "frame": str(f), "label": lab} for f, lab in [(1, 1), (2, 1), (3, 1), (4, 0)]]
+    rows.append({**ROW, "nodule_id": "P1-R", "label": "0"})
+    cohort = read_cohort(write_csv(tmp_path / "c.csv", rows))
+    assert list(cohort.rows.index) == [5]  # the other nodule of the patient stays
+    assert [p.row for p in cohort.problems] == [1, 2, 3, 4]
+    assert all("P1-L" in str(p) for p in cohort.problems)
+
+
+def test_windows_backslash_paths_resolve(tmp_path):
+    _video(tmp_path, "sub dir/ünï/v 1.dcm")
+    rows = [{**ROW, "video": "sub dir\\ünï\\v 1.dcm"}]
+    report = extract(write_csv(tmp_path / "c.csv", rows), tmp_path / "w", frames=4, size=8)
+    assert report.clips == 1 and not report.skipped
+    assert read_clips(tmp_path / "w")[0]["video_id"] == "v_1"
+
+
+def test_exact_duplicate_row_gives_one_clip_and_a_skip_line(tmp_path):
+    _video(tmp_path)
+    rows = [ROW, ROW, {**ROW, "frame": "6"}, {**ROW, "frame": "6"}, {**ROW, "frame": "6"}]
+    report = extract(write_csv(tmp_path / "c.csv", rows), tmp_path / "w", frames=4, size=8)
+    assert [r["clip_id"] for r in read_clips(tmp_path / "w")] == ["v_f00005", "v_f00006"]
+    assert report.skipped == [
+        "c.csv row 2 (line 3): same video, key frame and nodule as row 1",
+        "c.csv row 4 (line 5): same video, key frame and nodule as row 3",
+        "c.csv row 5 (line 6): same video, key frame and nodule as row 3",
+    ]
