@@ -166,7 +166,7 @@ def plan_clips(
     ids = video_ids(rows["video"].unique())
     shared = rows.groupby("nodule_id")["patient_id"].nunique()
     shared = set(shared[shared > 1].index)
-    problems, out, seen = [], [], {}
+    problems, out, seen, taken = [], [], {}, set()
     for row, r in zip(rows.index, rows.to_dict("records")):
         info = headers[r["video_path"]]
         bounds = info.region or (0, 0, info.width, info.height)
@@ -181,15 +181,17 @@ def plan_clips(
         nodule = (
             f"{r['patient_id']}:{r['nodule_id']}" if r["nodule_id"] in shared else r["nodule_id"]
         )
-        clip_id = f"{vid}_f{int(r['frame']):05d}"
-        if clip_id in seen:
-            clip_id += "_" + re.sub(r"[^A-Za-z0-9._-]+", "_", str(r["nodule_id"]))
-        if clip_id in seen:
-            problems.append(
-                Problem(row, f"same video, key frame and nodule as row {seen[clip_id]}")
-            )
+        key = (r["video_path"], int(r["frame"]), r["patient_id"], r["nodule_id"])
+        if key in seen:
+            problems.append(Problem(row, f"same video, key frame and nodule as row {seen[key]}"))
             continue
-        seen[clip_id] = row
+        seen[key] = row
+        clip_id = f"{vid}_f{int(r['frame']):05d}"
+        if clip_id in taken:  # another nodule boxed on the same key frame
+            clip_id += "_" + re.sub(r"[^A-Za-z0-9._-]+", "_", str(r["nodule_id"]))
+        if clip_id in taken:  # nodule ids that differ only in characters dropped above
+            clip_id += f"_r{row}"
+        taken.add(clip_id)
         rec = {
             "clip_id": clip_id, "patient_id": r["patient_id"], "nodule_id": nodule,
             "video_id": vid, "center": r["center"], "label": int(r["label"]),
