@@ -93,3 +93,18 @@ def test_exact_duplicate_row_gives_one_clip_and_a_skip_line(tmp_path):
         "c.csv row 4 (line 5): same video, key frame and nodule as row 3",
         "c.csv row 5 (line 6): same video, key frame and nodule as row 3",
     ]
+
+
+def test_short_and_single_frame_videos_padded_with_a_warning_naming_them(tmp_path, capsys):
+    from thyrovid.cli import main
+
+    _video(tmp_path, "short.dcm", n_frames=10)
+    _video(tmp_path, "still.dcm", n_frames=1)
+    rows = [{**ROW, "video": "short.dcm"}, {**ROW, "patient_id": "P2", "nodule_id": "",
+            "video": "still.dcm", "frame": "0"}]  # fmt: skip
+    csv_path = write_csv(tmp_path / "c.csv", rows)
+    assert main(["extract", str(csv_path), "--out", str(tmp_path / "w"), "--size", "8"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: video 'short.dcm' has 10 frames, fewer than the 32 of a clip" in err
+    assert "warning: video 'still.dcm' is a single frame (a still image)" in err
+    assert [r["padded"] for r in read_clips(tmp_path / "w")] == ["1", "1"]

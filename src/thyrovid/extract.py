@@ -8,7 +8,9 @@ Conventions:
 - Window: the key frame sits at window index frames // 2; near the ends of the video the
   window is shifted to stay inside it. A video shorter than the window contributes all its
   frames, padded by repeating the first frame (pad_before = (frames - n) // 2 times) and the
-  last frame; clips.csv records n_frames (real frames), padded and pad_before.
+  last frame; clips.csv records n_frames (real frames), padded and pad_before, and the report
+  has one warning line per such video. A single-frame video (a still image) thus gives a clip
+  of one repeated frame: usable by the 2D models, motionless for the 3D ones.
 - Box: expanded about its centre (aspect kept), rounded to whole pixels, clamped to the
   ultrasound region (VideoInfo.region) or the frame; the box used is roi_x0..roi_y1 in
   clips.csv. The crop is resized to size x size without keeping its aspect ratio (the paper
@@ -345,9 +347,23 @@ def _validate_and_plan(
     warnings = list(conflicts(patients, external_centers).values())
     if not plan.empty:
         plan = plan[plan["row"].isin(cohort.rows.index)].reset_index(drop=True)
+        warnings += _short_video_warnings(plan, frames)
         split_of = assign_splits(patients, external_centers, seed=seed)
         plan["split"] = plan["patient_id"].map(split_of)
     return plan, warnings
+
+
+def _short_video_warnings(plan: pd.DataFrame, frames: int) -> list[str]:
+    """One line per video shorter than the clip: its clips are padded (see the module doc)."""
+    out = []
+    for video, grp in plan[plan["n_frames"] < frames].groupby("video", sort=False):
+        n, k = int(grp["n_frames"].iloc[0]), len(grp)
+        what = "is a single frame (a still image)" if n == 1 else f"has {n} frames"
+        out.append(
+            f"video {video!r} {what}, fewer than the {frames} of a clip: its {k} clip(s) "
+            "repeat its first and last frames (clips.csv: padded = 1)"
+        )
+    return out
 
 
 def _write_clips_csv(plan: pd.DataFrame, work: Path) -> None:
