@@ -180,6 +180,87 @@ def _open_run(out: Path, config: TrainConfig, resume: bool) -> tuple[str | None,
     return None, torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
+def _load_datasets(work_dir, config: TrainConfig):
+    """(train set, validation set, config with input_frames set); unreadable clips reported."""
+    train_ds = ClipDataset(work_dir, [config.train_split], config.dims)
+    val_ds = ClipDataset(work_dir, [config.val_split], config.dims)
+    skipped = train_ds.drop_unreadable() + val_ds.drop_unreadable()
+    if dist.is_main():
+        for line in skipped:
+            print(line, file=sys.stderr)
+        if skipped:
+            print(
+                f"skipped {len(skipped)} unreadable clip(s); see the lines above", file=sys.stderr
+            )
+    if not len(train_ds):
+        raise UserError(f"{work_dir}/clips.csv: no clips in split {config.train_split!r}")
+    if config.dims == 3 and config.input_frames is None:
+        config = config.replace(input_frames=train_ds.shape()[1])
+    return train_ds, val_ds, config
+
+
+def _write_config(out: Path, config: TrainConfig, work_dir, train_ds, world_size: int) -> None:
+    (out / "state").mkdir(parents=True, exist_ok=True)
+    meta = {
+        "input_shape": list(train_ds.shape()),
+        "world_size": world_size,
+        "clips_train": len(train_ds),
+        "work_dir": str(Path(work_dir).resolve()),
+        "extract": _extract_params(Path(work_dir)),
+    }
+    save_config(config, out / "config.yaml", meta)
+
+
+def _restore(state: dict, net, optimizer, scheduler, engine: Engine) -> tuple[int, float, int]:
+    """Load the resume state; (first epoch to run, best metric, evaluations without gain)."""
+    net.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    engine.scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng_cpu"])
+    return state["epoch"] + 1, state["best_metric"], state["bad_evals"]
+
+
+def _resume_state(epoch: int, net, optimizer, scheduler, engine: Engine, best, bad_evals) -> dict:
+    return {
+        "epoch": epoch,
+        "model": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else {},
+        "scaler": engine.scaler.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "best_metric": best,
+        "bad_evals": bad_evals,
+    }
+
+
+def _log_scalars(writer, row: dict, step: int) -> None:
+    for key in ("train_loss", "val_loss", "val_auroc", "lr", "clips_per_s"):
+        value = row[key]
+        if value != "" and not (isinstance(value, float) and math.isnan(value)):
+            writer.add_scalar(key, value, step)
+
+
+def _build_engine(config: TrainConfig, net, device: torch.device, labels: np.ndarray):
+    """(Engine, optimizer, scheduler) for `net` on `device`: Adam, DDP when distributed, AMP."""
+    net.to(device)
+    if config.channels_last and device.type == "cuda":
+        net.to(memory_format=torch.channels_last_3d if config.dims == 3 else torch.channels_last)
+    optimizer = torch.optim.Adam(
+        net.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    )
+    scheduler = build_scheduler(config, optimizer)
+    runner = dist.wrap_ddp(net, device)
+    if config.compile:
+        runner = torch.compile(runner)
+    criterion = build_criterion(config, labels).to(device)
+    engine = Engine(
+        config, device, net, runner, optimizer, criterion, autocast_dtype(config, device)
+    )
+    return engine, optimizer, scheduler
+
+
 def train(
     work_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -199,17 +280,7 @@ def train(
     out = Path(out_dir)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    train_ds = ClipDataset(work_dir, [config.train_split], config.dims)
-    val_ds = ClipDataset(work_dir, [config.val_split], config.dims)
-    skipped = train_ds.drop_unreadable() + val_ds.drop_unreadable()
-    if dist.is_main():
-        for line in skipped:
-            print(line, file=sys.stderr)
-    if not len(train_ds):
-        raise UserError(f"{work_dir}/clips.csv: no clips in split {config.train_split!r}")
-    shape = train_ds.shape()
-    if config.dims == 3 and config.input_frames is None:
-        config = config.replace(input_frames=shape[1])
+    train_ds, val_ds, config = _load_datasets(work_dir, config)
 
     # Rank 0 owns the run folder (other nodes may not see it): it checks and reads, then shares.
     problem, state = _open_run(out, config, resume) if dist.is_main() else (None, None)
@@ -220,30 +291,10 @@ def train(
     if config.init_from and state is None:
         initialise_from_run(net, config)
     if dist.is_main():
-        (out / "state").mkdir(parents=True, exist_ok=True)
-        meta = {
-            "input_shape": list(shape),
-            "world_size": world_size,
-            "clips_train": len(train_ds),
-            "work_dir": str(Path(work_dir).resolve()),
-            "extract": _extract_params(Path(work_dir)),
-        }
-        save_config(config, out / "config.yaml", meta)
+        _write_config(out, config, work_dir, train_ds, world_size)
     if world_size > 1:
         net = dist.convert_batchnorm(net, device)
-    net.to(device)
-    if config.channels_last and device.type == "cuda":
-        net.to(memory_format=torch.channels_last_3d if config.dims == 3 else torch.channels_last)
-    optimizer = torch.optim.Adam(
-        net.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
-    )
-    scheduler = build_scheduler(config, optimizer)
-    amp_dtype = autocast_dtype(config, device)
-    runner = dist.wrap_ddp(net, device)
-    if config.compile:
-        runner = torch.compile(runner)
-    criterion = build_criterion(config, train_ds.labels).to(device)
-    engine = Engine(config, device, net, runner, optimizer, criterion, amp_dtype)
+    engine, optimizer, scheduler = _build_engine(config, net, device, train_ds.labels)
     train_loader, val_loader, sampler = build_loaders(
         train_ds, val_ds, config, rank, world_size, device
     )
@@ -252,13 +303,7 @@ def train(
     select_by = {2: "val_auroc", 1: "val_loss"}.get(n_classes, "last")
     start, best, bad_evals = 0, -math.inf, 0
     if state is not None:
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        engine.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"])
-        start, best, bad_evals = state["epoch"] + 1, state["best_metric"], state["bad_evals"]
+        start, best, bad_evals = _restore(state, net, optimizer, scheduler, engine)
     log_rows = _read_log(out / "log.csv", start)  # rows are numbered from 1
     writer = _tensorboard(config, out)
 
@@ -270,7 +315,7 @@ def train(
         row["lr"] = optimizer.param_groups[0]["lr"]
         row["clips_per_s"] = n_clips / max(train_s, 1e-9)
         evaluate_now = (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs
-        improved = False
+        improved, metric = select_by == "last", None
         if evaluate_now and select_by != "last":
             preds = engine.predict(val_loader)
             row["val_loss"] = float(np.mean([loss for _, loss in preds.values()]))
@@ -278,37 +323,21 @@ def train(
             metric = row["val_auroc"] if select_by == "val_auroc" else -row["val_loss"]
             improved = metric > best
             best, bad_evals = (metric, 0) if improved else (best, bad_evals + 1)
-        if scheduler is not None:
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                if evaluate_now and select_by != "last":
-                    scheduler.step(metric)
-            else:
-                scheduler.step()
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if metric is not None:
+                scheduler.step(metric)
+        elif scheduler is not None:
+            scheduler.step()
         row["seconds"] = time.perf_counter() - t0
         if dist.is_main():
-            if improved or select_by == "last":
+            if improved:
                 _save_weights(net, out / "model.safetensors")
             log_rows.append(row)
             _write_log(log_rows, out / "log.csv")
-            _save_state(
-                {
-                    "epoch": epoch,
-                    "model": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                    "scaler": engine.scaler.state_dict(),
-                    "rng_cpu": torch.get_rng_state(),
-                    "best_metric": best,
-                    "bad_evals": bad_evals,
-                },
-                out / "state" / "last.pt",
-            )
+            resume_state = _resume_state(epoch, net, optimizer, scheduler, engine, best, bad_evals)
+            _save_state(resume_state, out / "state" / "last.pt")
             if writer is not None:
-                for key in ("train_loss", "val_loss", "val_auroc", "lr", "clips_per_s"):
-                    if row[key] != "" and not (
-                        isinstance(row[key], float) and math.isnan(row[key])
-                    ):
-                        writer.add_scalar(key, row[key], epoch + 1)
+                _log_scalars(writer, row, epoch + 1)
             print(json.dumps({k: _round(v) for k, v in row.items()}), file=sys.stderr)
         dist.barrier()
         if config.patience is not None and bad_evals >= config.patience:
@@ -320,8 +349,6 @@ def train(
             break
     if writer is not None:
         writer.close()
-    if skipped and dist.is_main():
-        print(f"skipped {len(skipped)} unreadable clip(s); see the lines above", file=sys.stderr)
     return out
 
 
