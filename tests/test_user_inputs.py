@@ -108,3 +108,29 @@ def test_short_and_single_frame_videos_padded_with_a_warning_naming_them(tmp_pat
     assert "warning: video 'short.dcm' has 10 frames, fewer than the 32 of a clip" in err
     assert "warning: video 'still.dcm' is a single frame (a still image)" in err
     assert [r["padded"] for r in read_clips(tmp_path / "w")] == ["1", "1"]
+
+
+def test_dicom_without_preamble_is_read(tmp_path):
+    data = _video(tmp_path, "full.dcm").read_bytes()
+    assert data[128:132] == b"DICM"
+    (tmp_path / "v.dcm").write_bytes(data[132:])  # as some older devices write them
+    report = extract(write_csv(tmp_path / "c.csv", [ROW]), tmp_path / "w", frames=4, size=8)
+    assert report.clips == 1 and not report.skipped
+
+
+def test_wrong_number_of_frames_and_empty_file_say_so(tmp_path, capsys):
+    import pydicom
+
+    from thyrovid.cli import main
+
+    ds = pydicom.dcmread(_video(tmp_path, "v.dcm", n_frames=6))
+    ds.NumberOfFrames = 50
+    ds.save_as(tmp_path / "v.dcm")
+    (tmp_path / "empty.dcm").write_bytes(b"")
+    for name, expected in (
+        ("v.dcm", "NumberOfFrames says 50 but the pixel data holds 6 frames"),
+        ("empty.dcm", "not a DICOM file (the file is empty)"),
+    ):
+        assert main(["probe", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"{name}: {expected}" in err

@@ -69,8 +69,19 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _starts_like_a_dataset(path: str) -> bool:
+    """True when the file starts with a file-meta (0002) or identifying (0008) group tag:
+    a DICOM file written without its 128-byte preamble and 'DICM' marker (older devices)."""
+    with open(path, "rb") as fp:
+        head = fp.read(4)
+    return head[:2] in (b"\x02\x00", b"\x08\x00")
+
+
 def read_header(path: str):
-    """Read the DICOM header (no pixel data). Returns (dataset, offset of the Pixel Data tag)."""
+    """Read the DICOM header (no pixel data). Returns (dataset, offset of the Pixel Data tag).
+
+    A file without the preamble is read too when it starts with a group 0002 or 0008 tag.
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -78,9 +89,12 @@ def read_header(path: str):
         with open(path, "rb") as fp, warnings.catch_warnings():
             # pydicom warns about tolerable header quirks; they would break one-line errors.
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            force = _starts_like_a_dataset(path)
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force)
             return ds, fp.tell()
     except InvalidDicomError:
+        if os.path.getsize(path) == 0:
+            raise VideoError(f"{path}: not a DICOM file (the file is empty)") from None
         raise VideoError(f"{path}: not a DICOM file (no 'DICM' marker at byte 128)") from None
     except OSError as exc:
         raise VideoError(f"{path}: cannot read file ({_one_line(exc)})") from None
@@ -163,9 +177,15 @@ class DicomVideo(Video):
             per_pixel = 2 if self.photometric == "YBR_FULL_422" else self.samples
             self._frame_length = self.rows * self.cols * per_pixel * self.bits_allocated // 8
             needed = self._frame_length * self.n_frames
+            held = min(length, size - value_offset)
+            if length < needed and value_offset + length <= size and length >= self._frame_length:
+                raise VideoError(
+                    f"{self.path}: NumberOfFrames says {self.n_frames} but the pixel data holds "
+                    f"{length // self._frame_length} frames ({length} bytes); fix the header"
+                )
             if length < needed or value_offset + needed > size:
                 raise VideoError(
-                    f"{self.path}: file is truncated (pixel data holds {min(length, size - value_offset)} "
+                    f"{self.path}: file is truncated (pixel data holds {held} "
                     f"bytes, {self.n_frames} frames need {needed})"
                 )
             self.decoder = "native"
