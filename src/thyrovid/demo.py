@@ -16,6 +16,7 @@ import json
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,53 +49,66 @@ class DemoSettings:
         return cls(**base)
 
 
-def _step(name: str) -> float:
-    print(f"\n== {name}", file=sys.stderr, flush=True)
-    return time.perf_counter()
+@contextmanager
+def _stage(summary: dict, key: str, title: str):
+    """Print the stage's title, time it into summary["seconds"][key]."""
+    print(f"\n== {title}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    yield
+    summary["seconds"][key] = round(time.perf_counter() - start, 1)
 
 
 def run_demo(s: DemoSettings) -> dict:
     """Run every stage into `s.out`; returns the summary printed by the CLI."""
-    import numpy as np
-    import pandas as pd
-
-    from thyrovid.compare import compare
-    from thyrovid.config import TrainConfig
-    from thyrovid.distributed import resolve_device
-    from thyrovid.errors import UserError
-    from thyrovid.evaluate import evaluate
-    from thyrovid.explain import explain_clips
     from thyrovid.extract import extract
-    from thyrovid.readers import reader_study
     from thyrovid.synth.cohort import SynthConfig, synthesize
-    from thyrovid.synth.readers import simulate_readers
-    from thyrovid.train import train
 
     out = Path(s.out)
     if s.overwrite and out.exists():
         shutil.rmtree(out)
-    phantom, work, runs = out / "phantom", out / "work", out / "runs"
+    phantom, work = out / "phantom", out / "work"
     summary: dict = {"out": str(out), "seconds": {}}
 
-    t = _step(f"synth: phantom cohort of {s.patients} patients")
-    if not (phantom / "summary.json").exists():
-        synthesize(phantom, SynthConfig(patients=s.patients, seed=s.seed))
-    synth = json.loads((phantom / "summary.json").read_text())
-    summary["bayes_auroc_by_split"] = {
-        split: v.get("bayes_auroc") for split, v in (synth.get("splits") or {}).items()
-    }
-    summary["seconds"]["synth"] = round(time.perf_counter() - t, 1)
+    with _stage(summary, "synth", f"synth: phantom cohort of {s.patients} patients"):
+        if not (phantom / "summary.json").exists():
+            synthesize(phantom, SynthConfig(patients=s.patients, seed=s.seed))
+        synth = json.loads((phantom / "summary.json").read_text())
+        summary["bayes_auroc_by_split"] = {
+            split: v.get("bayes_auroc") for split, v in (synth.get("splits") or {}).items()
+        }
+    title = f"extract: ROI x1.5 clips of {s.frames} x {s.size} x {s.size} around each key frame"
+    with _stage(summary, "extract", title):
+        summary["clips"] = extract(
+            phantom / "cohort.csv", work, frames=s.frames, size=s.size, seed=s.seed
+        ).clips
+    run_dirs = {dims: _train_and_evaluate(s, work, out / "runs", dims, summary) for dims in (3, 2)}
+    with _stage(summary, "compare", "compare: 3D vs 2D (DeLong), ROC curves, confusion matrices"):
+        summary["compare"] = _compare_splits(run_dirs, out / "compare")
+    with _stage(
+        summary, "readers", "readers: simulated radiologists with and without the 3D model"
+    ):
+        summary["readers"] = _reader_study(s, phantom, run_dirs[3], out)
+    title = "cam: 3D Grad-CAM on test clips, scored on the phantom's calcification masks"
+    with _stage(summary, "cam", title):
+        summary["cam_median_energy_ratio"] = _grad_cam(s, phantom, work, run_dirs[3], out)
+    with _stage(summary, "report", "report: one HTML file with every table and figure"):
+        from thyrovid.report.html import build_report
 
-    t = _step(f"extract: ROI x1.5 clips of {s.frames} x {s.size} x {s.size} around each key frame")
-    report = extract(phantom / "cohort.csv", work, frames=s.frames, size=s.size, seed=s.seed)
-    summary["clips"] = report.clips
-    summary["seconds"]["extract"] = round(time.perf_counter() - t, 1)
+        summary["report"] = str(build_report(demo=out, out=out / "report.html"))
+    return summary
 
-    run_dirs = {}
-    for dims in (3, 2):
-        name = f"{dims}d_{s.arch}"
-        t = _step(f"train: {dims}D {s.arch} (width {s.width}, {s.epochs} epochs)")
-        run_dir = runs / name
+
+def _train_and_evaluate(s: DemoSettings, work: Path, runs: Path, dims: int, summary: dict) -> Path:
+    """Train (or reuse) the `dims`-D twin, evaluate it; its headline goes into `summary`."""
+    from thyrovid.config import TrainConfig
+    from thyrovid.distributed import resolve_device
+    from thyrovid.evaluate import evaluate
+    from thyrovid.train import train
+
+    run_dir = runs / f"{dims}d_{s.arch}"
+    with _stage(
+        summary, f"train_{dims}d", f"train: {dims}D {s.arch} (width {s.width}, {s.epochs} epochs)"
+    ):
         if not (run_dir / "model.safetensors").exists() or s.overwrite:
             config = TrainConfig(
                 arch=s.arch,
@@ -106,47 +120,59 @@ def run_demo(s: DemoSettings) -> dict:
                 device=s.device,
             )
             train(work, run_dir, config, resume=(run_dir / "state" / "last.pt").exists())
-        summary["seconds"][f"train_{dims}d"] = round(time.perf_counter() - t, 1)
-        t = _step(f"evaluate: {dims}D soft voting clip -> video -> nodule -> patient")
+    title = f"evaluate: {dims}D soft voting clip -> video -> nodule -> patient"
+    with _stage(summary, f"evaluate_{dims}d", title):
         metrics = evaluate(run_dir, work_dir=work, device=resolve_device(s.device))
-        summary["seconds"][f"evaluate_{dims}d"] = round(time.perf_counter() - t, 1)
-        summary[f"{dims}d"] = _headline(metrics)
-        run_dirs[dims] = run_dir
+    summary[f"{dims}d"] = _headline(metrics)
+    return run_dir
 
-    t = _step("compare: 3D vs 2D (DeLong), ROC curves, confusion matrices")
-    summary["compare"] = {}
+
+def _compare_splits(run_dirs: dict, out: Path) -> dict:
+    """3D vs 2D on the test and external splits; a split too small for DeLong is skipped."""
+    from thyrovid.compare import compare
+    from thyrovid.errors import UserError
+
+    result = {}
     for split in ("test", "external"):
         try:
-            compare(
-                [run_dirs[3], run_dirs[2]],
-                level="patient",
-                split=split,
-                out=out / "compare" / split,
-            )
-            summary["compare"][split] = str(out / "compare" / split)
-        except UserError as exc:  # e.g. a split too small for DeLong: say so, go on
+            compare([run_dirs[3], run_dirs[2]], level="patient", split=split, out=out / split)
+            result[split] = str(out / split)
+        except UserError as exc:  # say so, go on
             print(f"compare {split}: skipped: {exc}", file=sys.stderr)
-            summary["compare"][split] = f"skipped: {exc}"
-    summary["seconds"]["compare"] = round(time.perf_counter() - t, 1)
+            result[split] = f"skipped: {exc}"
+    return result
 
-    t = _step("readers: simulated radiologists with and without the 3D model")
-    preds = pd.read_csv(run_dirs[3] / "predictions.csv")
+
+def _reader_study(s: DemoSettings, phantom: Path, run_3d: Path, out: Path) -> dict:
+    """Simulated readers on the external split, unaided and aided by the 3D model."""
+    import pandas as pd
+
+    from thyrovid.atomic import atomic_path
+    from thyrovid.readers import reader_study
+    from thyrovid.synth.readers import simulate_readers
+
+    preds = pd.read_csv(run_3d / "predictions.csv")
     patient = preds[(preds["level"] == "patient") & (preds["split"] == "external")]
     truth = pd.read_csv(phantom / "truth.csv")
     readers = simulate_readers(
         truth, model_prob=dict(zip(patient["id"].astype(str), patient["prob"])), seed=s.seed
     )
     readers_csv = out / "readers.csv"
-    readers.to_csv(readers_csv, index=False)
-    study = reader_study(
-        readers_csv, model_run=run_dirs[3], split="external", out_dir=out / "readers"
-    )
-    summary["readers"] = _reader_headline(study)
-    summary["seconds"]["readers"] = round(time.perf_counter() - t, 1)
+    with atomic_path(readers_csv) as tmp:
+        readers.to_csv(tmp, index=False)
+    study = reader_study(readers_csv, model_run=run_3d, split="external", out_dir=out / "readers")
+    return _reader_headline(study)
 
-    t = _step("cam: 3D Grad-CAM on test clips, scored on the phantom's calcification masks")
+
+def _grad_cam(s: DemoSettings, phantom: Path, work: Path, run_3d: Path, out: Path):
+    """Grad-CAM on 6 test clips; the median share of CAM energy on the calcification masks."""
+    import numpy as np
+
+    from thyrovid.distributed import resolve_device
+    from thyrovid.explain import explain_clips
+
     cams = explain_clips(
-        run_dirs[3],
+        run_3d,
         work,
         split="test",
         n=6,
@@ -155,14 +181,7 @@ def run_demo(s: DemoSettings) -> dict:
         device=resolve_device(s.device),
     )
     ratios = [c["energy_ratio"] for c in cams if np.isfinite(c.get("energy_ratio", np.nan))]
-    summary["cam_median_energy_ratio"] = round(float(np.median(ratios)), 2) if ratios else None
-    summary["seconds"]["cam"] = round(time.perf_counter() - t, 1)
-    t = _step("report: one HTML file with every table and figure")
-    from thyrovid.report.html import build_report
-
-    summary["report"] = str(build_report(demo=out, out=out / "report.html"))
-    summary["seconds"]["report"] = round(time.perf_counter() - t, 1)
-    return summary
+    return round(float(np.median(ratios)), 2) if ratios else None
 
 
 def _headline(metrics: dict) -> dict:

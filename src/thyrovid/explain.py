@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from thyrovid.atomic import atomic_path
 from thyrovid.errors import UserError
 
 HELP = "3D/2D Grad-CAM heatmaps for clips (PNG montage, AVI, .npy) and localisation scores"
@@ -320,7 +321,8 @@ def explain_clips(
             target = stage_layer(model, layer, x)
         res = grad_cam(model, x, layer=target, method=method)[0]
         cid = str(row["clip_id"])
-        np.save(out_dir / f"{cid}.npy", res.cam)
+        with atomic_path(out_dir / f"{cid}.npy") as tmp:
+            np.save(tmp, res.cam)
         clip3 = raw if raw.ndim == 3 else raw[None]
         cam3 = res.cam if res.cam.ndim == 3 else res.cam[None]
         write_png(out_dir / f"{cid}.png", montage(clip3, cam3))
