@@ -134,3 +134,19 @@ def test_wrong_number_of_frames_and_empty_file_say_so(tmp_path, capsys):
         assert main(["probe", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and f"{name}: {expected}" in err
+
+
+def test_unopenable_video_and_box_outside_the_region_lines_name_the_row_once(tmp_path):
+    write_dicom(tmp_path / "v.dcm", pattern(8, 32, 48), region=(20, 10, 48, 32))
+    (tmp_path / "text.dcm").write_text("not an image\n" * 20)
+    rows = [ROW, {**ROW, "patient_id": "P2", "video": "text.dcm"},
+            {**ROW, "patient_id": "P3", "x0": "1", "y0": "1", "x1": "6", "y1": "6"}]  # fmt: skip
+    report = extract(write_csv(tmp_path / "c.csv", rows), tmp_path / "w", frames=4, size=8)
+    assert report.clips == 1
+    assert report.skipped == [
+        "c.csv row 2 (line 3): video 'text.dcm' could not be opened: not a DICOM file "
+        "(no 'DICM' marker at byte 128)",
+        "c.csv row 3 (line 4): box (1, 1, 6, 6) is outside the ultrasound imaging region "
+        "(20, 10, 48, 32) of the video",
+    ]
+    assert str(tmp_path) not in "".join(report.skipped)

@@ -141,7 +141,8 @@ def _read_headers(cohort: Cohort, cache_file: Path) -> dict[str, object]:
             with open_video(path) as v:
                 info = headers[path] = v.info
         except UserError as exc:
-            headers[path] = f"video {video!r} could not be opened ({exc})"
+            why = str(exc).removeprefix(f"{path}: ")  # the row names the video already
+            headers[path] = f"video {video!r} could not be opened: {why}"
             continue
         shape = [info.n_frames, info.height, info.width, info.channels]
         region = list(info.region) if info.region else None
@@ -176,7 +177,10 @@ def plan_clips(
                   min(bounds[3], info.height))  # fmt: skip
         roi = expand_box((r["x0"], r["y0"], r["x1"], r["y1"]), expand, bounds)
         if roi is None:
-            problems.append(Problem(row, f"box is outside the imaging region {bounds}"))
+            box = ", ".join(format_number(float(r[k])) for k in ("x0", "y0", "x1", "y1"))
+            region = ", ".join(str(b) for b in bounds)
+            msg = f"box ({box}) is outside the ultrasound imaging region ({region}) of the video"
+            problems.append(Problem(row, msg))
             continue
         first, n_real, pad = clip_window(int(r["frame"]), info.n_frames, frames)
         vid = ids[r["video"]]
