@@ -150,3 +150,19 @@ def test_unopenable_video_and_box_outside_the_region_lines_name_the_row_once(tmp
         "(20, 10, 48, 32) of the video",
     ]
     assert str(tmp_path) not in "".join(report.skipped)
+
+
+def test_row_with_an_unquoted_comma_is_skipped_not_fatal(tmp_path):
+    _video(tmp_path)
+    text = _text([{**ROW, "note": "x"}, {**ROW, "frame": "6", "note": "x"}])
+    lines = text.splitlines()
+    lines.insert(
+        2, lines[1].replace(",x", ",left lobe, upper pole")
+    )  # row 2: 13 fields, 12 in the header
+    (tmp_path / "c.csv").write_text("\n".join(lines) + "\n")
+    cohort = read_cohort(tmp_path / "c.csv")
+    assert list(cohort.rows.index) == [1, 3] and list(cohort.rows["note"]) == ["x", "x"]
+    assert [str(p) for p in cohort.problems] == [
+        "c.csv row 2 (line 3): has 13 fields but the header has 12 (a value with a comma or "
+        "separator in it must be quoted)"
+    ]

@@ -45,6 +45,7 @@ OPTIONAL = ("nodule_id", "split")
 COLUMNS = REQUIRED[:3] + ("nodule_id",) + REQUIRED[3:] + ("split",)
 SPLITS = ("train", "val", "test", "external")
 _LABELS = {"0": 0, "1": 1, "benign": 0, "malignant": 1}
+RAGGED = "\0ragged row: fields="  # see read_text_table(keep_ragged=True)
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,12 @@ def _header(df: pd.DataFrame, source: str) -> tuple[dict[str, str], list[str]]:
     return found, extras
 
 
-def read_text_table(path: Path, what: str = "file") -> pd.DataFrame:
+def read_text_table(path: Path, what: str = "file", keep_ragged: bool = False) -> pd.DataFrame:
     """A CSV read as text (no NaN guessing): the one reader for user tables.
+
+    With `keep_ragged`, a line with more fields than the header (an unquoted separator in a
+    value) does not fail the file: it stays in place with its first cell set to
+    `RAGGED` + its field count and the other cells empty, so the caller can name its row.
 
     Raises:
         CohortError: one line naming the file when it is missing or not a readable CSV.
@@ -177,9 +182,21 @@ def read_text_table(path: Path, what: str = "file") -> pd.DataFrame:
     sep = ","
     if "," not in header and (";" in header or "\t" in header):
         sep = max((";", "\t"), key=header.count)  # a spreadsheet's "CSV" in many locales, TSV
+    options = {}
+    if keep_ragged:
+        n = len(next(csv.reader([header.rstrip("\r")], delimiter=sep), []))
+        options = {
+            "engine": "python",
+            "on_bad_lines": lambda fields: [f"{RAGGED}{len(fields)}"] + [""] * (n - 1),
+        }
     try:
         return pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True
+            io.StringIO(text),
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+            **options,
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise CohortError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
@@ -200,14 +217,23 @@ def read_cohort(path: str | os.PathLike, strict: bool = False) -> Cohort:
         A Cohort; its `problems` lists the rows dropped.
     """
     path = Path(path)
-    raw = read_text_table(path, "cohort file")
+    raw = read_text_table(path, "cohort file", keep_ragged=True)
     source = path.name
     found, extras = _header(raw, source)
     raw.index = range(1, len(raw) + 1)
     problems: list[Problem] = []
     records = {}
+    first = raw.columns[0]
     for row, rec in zip(raw.index, raw.to_dict("records")):
-        parsed, problem = _parse_row(rec, found, extras, path.parent, row, source)
+        if str(rec[first]).startswith(RAGGED):
+            n = rec[first].removeprefix(RAGGED)
+            msg = (
+                f"has {n} fields but the header has {len(raw.columns)} (a value with a comma or "
+                "separator in it must be quoted)"
+            )
+            parsed, problem = None, Problem(row, msg, source)
+        else:
+            parsed, problem = _parse_row(rec, found, extras, path.parent, row, source)
         if problem is not None:
             if strict:
                 raise CohortError(str(problem))
