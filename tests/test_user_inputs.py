@@ -73,6 +73,18 @@ def test_conflicting_labels_skip_every_row_of_the_nodule(tmp_path):
     assert list(cohort.rows.index) == [5]  # the other nodule of the patient stays
     assert [p.row for p in cohort.problems] == [1, 2, 3, 4]
     assert all("P1-L" in str(p) for p in cohort.problems)
+    assert "give each nodule its own nodule_id" not in str(cohort.problems)
+
+
+def test_patient_with_two_nodules_and_no_nodule_id_is_told_to_add_one(tmp_path):
+    _video(tmp_path)
+    rows = [
+        {**ROW, "nodule_id": "", "label": "1"},
+        {**ROW, "nodule_id": "", "frame": "6", "label": "0"},
+    ]
+    cohort = read_cohort(write_csv(tmp_path / "c.csv", rows))
+    assert cohort.rows.empty
+    assert "give each nodule its own nodule_id" in str(cohort.problems)
 
 
 def test_windows_backslash_paths_resolve(tmp_path):

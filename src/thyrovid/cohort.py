@@ -311,8 +311,13 @@ def _consistency_problems(rows: pd.DataFrame, source: str) -> list[Problem]:
                     "all rows of this nodule skipped"
                 )
                 problems.append(Problem(int(row), msg, source))
+            hint = (
+                " (nodule_id is the patient id here: give each nodule its own nodule_id)"
+                if nodule == patient
+                else ""
+            )
             problems.append(
-                Problem(int(first), f"nodule {nodule!r} has conflicting labels", source)
+                Problem(int(first), f"nodule {nodule!r} has conflicting labels{hint}", source)
             )
     for patient, grp in rows.groupby("patient_id", sort=False):
         given = sorted(s for s in grp["split"].unique() if s)
