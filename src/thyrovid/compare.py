@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from thyrovid.csv_input import read_predictions
 from thyrovid.errors import UserError
 
 HELP = "compare runs: paper-style table, DeLong matrix, ROC curves"
@@ -61,21 +62,11 @@ def load_run_predictions(run_dir: Path, split: str, level: str) -> tuple[pd.Data
     for path in (pred_path, metrics_path):
         if not path.is_file():
             raise UserError(f"{path}: not found; run `thyrovid evaluate {run_dir}` first")
-    pred = pd.read_csv(pred_path, dtype={"id": str, "patient_id": str, "split": str, "level": str})
     try:
         threshold = float(json.loads(metrics_path.read_text())["threshold"]["value"])
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{metrics_path}: no threshold.value; rerun `thyrovid evaluate`") from exc
-    rows = pred[(pred["split"] == split) & (pred["level"] == level)]
-    if rows.empty:
-        have = sorted(set(pred["split"]))
-        raise UserError(
-            f"{pred_path}: no {level}-level rows in split {split!r} (splits: {', '.join(have)})"
-        )
-    if rows["id"].duplicated().any():
-        dup = rows.loc[rows["id"].duplicated(), "id"].iloc[0]
-        raise UserError(f"{pred_path}: id {dup!r} occurs twice at {level} level in split {split!r}")
-    return rows.set_index("id")[["label", "prob"]], threshold
+    return read_predictions(pred_path, split, level), threshold
 
 
 def _check_same_cases(tables: Sequence[pd.DataFrame], names: Sequence[str], level: str) -> None:

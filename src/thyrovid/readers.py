@@ -281,6 +281,16 @@ def add_arguments(parser) -> None:
     )
 
 
+def _num(value, spec: str) -> str:
+    """A JSON-safe number for the summary: None (undefined) -> "n/a", "inf" kept, huge -> inf."""
+    if value is None:
+        return "n/a"
+    x = float(value)
+    if math.isinf(x) or abs(x) > 1e12:  # Hillis ddf of a zero interaction: effectively infinite
+        return "inf" if x > 0 else "-inf"
+    return format(x, spec)
+
+
 def summary_text(result: dict) -> str:
     """Human-readable summary: Table 4, per-reader comparisons, group gains, MRMC."""
     mods = result["modalities"]
@@ -299,13 +309,20 @@ def summary_text(result: dict) -> str:
         )
     for method, m in result["mrmc"].items():
         if not isinstance(m, dict):
+            lines.append(f"MRMC analysis skipped: {m}")
             continue
         d, r = m["rrrc"]["differences"][0], m["rrrc"]
         lines.append(
-            f"MRMC OR ({method}) RRRC: {d['comparison']} = {d['estimate']:+.4f} "
-            f"({d['ci_low']:+.4f}, {d['ci_high']:+.4f}), F(1, {float(r['ddf']):.2f}) = {r['f']:.3f}, p = {r['p']:.4f}; "
-            f"FRRC p = {m['frrc']['p']:.4f}; RRFC p = {m['rrfc']['p']:.4f}"
+            f"MRMC OR ({method}) RRRC: {d['comparison']} = {_num(d['estimate'], '+.4f')} "
+            f"({_num(d['ci_low'], '+.4f')}, {_num(d['ci_high'], '+.4f')}), "
+            f"F(1, {_num(r['ddf'], '.2f')}) = {_num(r['f'], '.3f')}, p = {_num(r['p'], '.4f')}; "
+            f"FRRC p = {_num(m['frrc']['p'], '.4f')}; RRFC p = {_num(m['rrfc']['p'], '.4f')}"
         )
+        if r["p"] is None:
+            lines.append(
+                f"  (MRMC {method}: F test undefined (0/0): the AUROCs vary neither between "
+                "readers and modalities nor over cases, e.g. every score is the same)"
+            )
     return "\n".join(lines)
 
 

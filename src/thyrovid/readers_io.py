@@ -8,31 +8,76 @@ patient-level P(malignant) comes from RUN/predictions.csv, its threshold from RU
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from thyrovid.csv_input import BINARY_HELP, binary, read_predictions, read_user_csv, to_number
 from thyrovid.errors import UserError
 
+# Other names a user's table may give a column (compared case-insensitively, spaces as "_").
+ALIASES = {
+    "reader": ("reader_id", "radiologist", "observer"),
+    "case": ("case_id", "patient_id", "nodule_id"),
+    "modality": ("mode", "condition", "session"),
+    "truth": ("label", "ground_truth", "malignant"),
+    "score": ("rating", "probability", "prob"),
+}
 
-def _row_error(path: Path, idx: int, df: pd.DataFrame, cause: str) -> UserError:
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+
+
+def _rename_columns(path: Path, df: pd.DataFrame, score_col: str) -> pd.DataFrame:
+    """Map the user's headers onto reader, group, case, modality, truth, score, decision."""
+    keys = {}
+    for col in df.columns:
+        keys.setdefault(_key(col), col)
+    want = {
+        "reader": "reader", "group": "group", "case": "case", "modality": "modality",
+        "truth": "truth", score_col: "score", "decision": "decision",
+    }  # fmt: skip
+    rename, missing = {}, []
+    for name, target in want.items():
+        options = [name, *(ALIASES.get(target, ()) if name == target else ())]
+        found = next((keys[_key(o)] for o in options if _key(o) in keys), None)
+        if found is not None and found not in rename:
+            rename[found] = target
+        elif target not in ("group", "decision"):
+            missing.append(name)
+    if missing:
+        need = ["reader", "case", "modality", "truth", score_col]
+        raise UserError(
+            f"{path}: missing column(s) {missing}; need {need} "
+            f"(+ group, decision, optional); found columns {', '.join(map(str, df.columns))}"
+        )
+    return df[list(rename)].rename(columns=rename)
+
+
+def _row_error(path: Path, idx, df: pd.DataFrame, cause: str) -> UserError:
     who = f"reader {df.at[idx, 'reader']!s}, case {df.at[idx, 'case']!s}"
     return UserError(f"{path}: line {idx + 2} ({who}): {cause}")
 
 
 def _binary_column(path: Path, df: pd.DataFrame, col: str) -> pd.Series:
-    mapped = df[col].astype(str).str.strip().str.lower()
-    mapped = mapped.replace({"malignant": "1", "benign": "0", "1.0": "1", "0.0": "0"})
-    bad = ~mapped.isin(["0", "1"])
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise _row_error(path, df.index[i], df, f"{col} {df[col].iloc[i]!r} is not 0 or 1")
-    return mapped.astype(int)
+    mapped, bad = binary(df[col])
+    if bad.size:
+        i = df.index[bad[0]]
+        raw = df.at[i, col]
+        what = "is empty" if raw == "" else f"{raw!r} is not 0 or 1"
+        raise _row_error(path, i, df, f"{col} {what} ({BINARY_HELP}); {bad.size} such row(s)")
+    return mapped
 
 
 def load_readers(readers_csv, score_col: str = "score") -> tuple[pd.DataFrame, str, str]:
     """Read and validate readers.csv.
+
+    Comma, semicolon or tab separated; headers are matched case-insensitively, with a few
+    aliases (case_id/patient_id for case, label for truth, rating for score); ids stay
+    strings ("007" is not "7"); truth and decision take 1/0, malignant/benign, yes/no.
 
     Returns:
         (frame with columns reader, group, case, modality, truth (int 0/1), score (float),
@@ -42,30 +87,32 @@ def load_readers(readers_csv, score_col: str = "score") -> tuple[pd.DataFrame, s
         UserError: one line naming the file, line, reader or case at fault.
     """
     path = Path(readers_csv)
-    try:
-        df = pd.read_csv(path, dtype={"reader": str, "case": str, "modality": str, "group": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"{path}: cannot read readers.csv ({exc})") from None
-    need = ["reader", "case", "modality", "truth", score_col]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise UserError(f"{path}: missing column(s) {missing}; need {need} (+ group, decision)")
-    df = df.reset_index(drop=True)
+    raw, sep = read_user_csv(path, "readers.csv")
+    df = _rename_columns(path, raw, score_col)
+    if df.empty:
+        raise UserError(f"{path}: no data rows")
     for col in ("reader", "case", "modality"):
-        empty = df[col].isna() | (df[col].astype(str).str.strip() == "")
+        empty = df[col] == ""
         if empty.any():
-            raise UserError(f"{path}: line {int(np.flatnonzero(empty)[0]) + 2}: empty {col}")
+            raise UserError(
+                f"{path}: line {df.index[empty.to_numpy()][0] + 2}: empty {col} "
+                f"({int(empty.sum())} such row(s))"
+            )
     df["truth"] = _binary_column(path, df, "truth")
-    score = pd.to_numeric(df[score_col], errors="coerce")
-    bad = score.isna() | ~np.isfinite(score)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise _row_error(path, i, df, f"{score_col} {df[score_col].iloc[i]!r} is not a number")
-    df["score"] = score.astype(float)
+    score = to_number(df["score"], sep)
+    bad = np.flatnonzero(~np.isfinite(score.to_numpy()))
+    if bad.size:
+        i = df.index[bad[0]]
+        raw_score = df.at[i, "score"]
+        what = "is empty" if raw_score == "" else f"{raw_score!r} is not a number"
+        raise _row_error(path, i, df, f"{score_col} {what}; {bad.size} such row(s)")
+    df["score"] = score
     if "decision" in df.columns:
         df["decision"] = _binary_column(path, df, "decision")
-    df["group"] = df["group"].fillna("").astype(str) if "group" in df.columns else ""
+    if "group" not in df.columns:
+        df["group"] = ""
     _check_design(path, df)
+    df = df.reset_index(drop=True)
     mods = list(pd.unique(df["modality"]))
     ref, test = ("unaided", "aided") if set(mods) == {"unaided", "aided"} else mods
     keep = ["reader", "group", "case", "modality", "truth", "score"]
@@ -78,31 +125,62 @@ def _check_design(path: Path, df: pd.DataFrame) -> None:
     if len(mods) != 2:
         raise UserError(
             f"{path}: found {len(mods)} modality label(s) {mods}; a reader study needs exactly "
-            "two (e.g. unaided and aided)"
+            "two (e.g. unaided and aided) to compare"
+            + ("; keep the rows of the two to compare" if len(mods) > 2 else "")
         )
-    dup = df.duplicated(["reader", "case", "modality"])
+    key = ["reader", "case", "modality"]
+    dup = df.duplicated(key)
     if dup.any():
-        i = int(np.flatnonzero(dup)[0])
-        raise _row_error(path, i, df, f"a second reading in modality {df.at[i, 'modality']!r}")
+        i = df.index[dup.to_numpy()][0]
+        first = df.index[(df[key] == df.loc[i, key]).all(axis=1).to_numpy()][0]
+        raise _row_error(
+            path,
+            i,
+            df,
+            f"a second reading in modality {df.at[i, 'modality']!r} (first on line {first + 2}); "
+            f"{int(dup.sum())} repeated reading(s) in all",
+        )
     truths = df.groupby("case")["truth"].nunique()
     if (truths > 1).any():
         case = truths.index[truths > 1][0]
-        raise UserError(f"{path}: case {case} has two different truths (0 and 1)")
-    groups = df.groupby("reader")["group"].nunique()
-    if (groups > 1).any():
-        raise UserError(f"{path}: reader {groups.index[groups > 1][0]} is in two groups")
-    cases = pd.unique(df["case"])
-    have = set(zip(df["reader"], df["case"], df["modality"]))
-    for reader in pd.unique(df["reader"]):
-        for mod in mods:
-            for case in cases:
-                if (reader, case, mod) not in have:
-                    raise UserError(
-                        f"{path}: reader {reader} has no {mod!r} reading of case {case} "
-                        "(every reader must read every case in both modalities)"
-                    )
-    if df["truth"].nunique() < 2:
-        raise UserError(f"{path}: all cases have truth {df['truth'].iloc[0]}; need both classes")
+        lines = df.index[(df["case"] == case).to_numpy()]
+        raise UserError(
+            f"{path}: case {case} has two different truths (0 and 1) on lines "
+            f"{', '.join(str(i + 2) for i in lines[:6])}; {int((truths > 1).sum())} such case(s)"
+        )
+    groups = df.groupby("reader")["group"].unique()
+    two = groups[groups.map(len) > 1]
+    if len(two):
+        raise UserError(
+            f"{path}: reader {two.index[0]} is in two groups "
+            f"({', '.join(repr(g) for g in two.iloc[0])}); give each reader one group"
+        )
+    _check_crossed(path, df, mods)
+    n_pos = int(df.drop_duplicates("case")["truth"].sum())
+    n_neg = int(df["case"].nunique()) - n_pos
+    if min(n_pos, n_neg) < 2:
+        raise UserError(
+            f"{path}: {n_pos} malignant and {n_neg} benign case(s); AUROC with a DeLong CI "
+            "needs at least 2 of each"
+        )
+
+
+def _check_crossed(path: Path, df: pd.DataFrame, mods: list) -> None:
+    """Every reader reads every case in both modalities; else name the first gap and count."""
+    readers, cases = pd.unique(df["reader"]), pd.unique(df["case"])
+    full = pd.MultiIndex.from_product([readers, mods, cases], names=["reader", "modality", "case"])
+    have = pd.MultiIndex.from_frame(df[["reader", "modality", "case"]])
+    gaps = full.difference(have, sort=False)
+    if len(gaps):
+        reader, mod, case = gaps[0]
+        per = pd.Series([g[0] for g in gaps]).value_counts(sort=False)
+        who = ", ".join(f"{r} {n}" for r, n in per.items())
+        raise UserError(
+            f"{path}: reader {reader} has no {mod!r} reading of case {case}; {len(gaps)} of "
+            f"{len(full)} readings missing ({who}). The paired tests and the MRMC analysis "
+            "need every reader to read every case in both modalities (a fully crossed design); "
+            "remove the incomplete cases or readers"
+        )
 
 
 def load_model_predictions(run_dir, split: str, cases: pd.Series, truth=None) -> pd.Series:
@@ -120,18 +198,16 @@ def load_model_predictions(run_dir, split: str, cases: pd.Series, truth=None) ->
     path = Path(run_dir) / "predictions.csv"
     if not path.is_file():
         raise UserError(f"{path}: not found; run `thyrovid evaluate` on the run first")
-    pred = pd.read_csv(path, dtype={"id": str, "split": str, "level": str})
-    rows = pred[(pred["level"] == "patient") & (pred["split"] == split)]
-    rows = rows.drop_duplicates("id").set_index("id")
-    prob = rows["prob"].astype(float)
+    rows = read_predictions(path, split, "patient")
+    prob = rows["prob"]
     absent = [c for c in cases if c not in prob.index]
     if absent:
         raise UserError(
             f"{path}: no patient-level {split!r} prediction for case {absent[0]} "
             f"({len(absent)} of {len(cases)} cases missing)"
         )
-    if truth is not None and "label" in rows.columns:
-        label = rows.loc[list(cases), "label"].astype(int).to_numpy()
+    if truth is not None:
+        label = rows.loc[list(cases), "label"].to_numpy()
         wrong = np.flatnonzero(label != np.asarray(truth))
         if wrong.size:
             case = cases.iloc[wrong[0]]

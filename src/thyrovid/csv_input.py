@@ -1,0 +1,142 @@
+"""Reading a user's own CSV table: delimiter, encoding and 0/1 columns, with one-line errors.
+
+Spreadsheets export "CSV" with commas, semicolons (where the decimal mark is a comma) or tabs,
+often with a byte-order mark and CRLF line ends. ``read_user_csv`` takes all of these; every
+value comes back as a stripped string, so ids keep their leading zeros ("007" is not "7") and
+the caller decides what is a number.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from thyrovid.errors import UserError
+
+DELIMITERS = (",", ";", "\t")
+# Accepted spellings of a binary value (compared lower-cased and stripped).
+POSITIVE = ("1", "1.0", "malignant", "positive", "yes", "true", "y")
+NEGATIVE = ("0", "0.0", "benign", "negative", "no", "false", "n")
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The delimiter of the header line: the most frequent of comma, semicolon and tab."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        header = fh.readline()
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def read_user_csv(path, what: str = "CSV") -> tuple[pd.DataFrame, str]:
+    """Read a CSV as stripped strings; comma, semicolon or tab separated, BOM and CRLF allowed.
+
+    Rows whose every field is empty (trailing ",,,," lines of a spreadsheet) are dropped; the
+    index keeps the original row numbers (file line = index + 2).
+
+    Returns:
+        (frame of str, the delimiter).
+
+    Raises:
+        UserError: missing, unreadable, not UTF-8, or empty file (one line naming it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    sep = sniff_delimiter(path)
+    try:
+        df = pd.read_csv(
+            path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig", quotechar='"'
+        )
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the {what} as "
+            "'CSV UTF-8'"
+        ) from None
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        raise UserError(f"{path}: cannot read the {what} ({str(exc).splitlines()[0]})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    df = df.apply(lambda col: col.str.strip())
+    df = df[(df != "").any(axis=1)]
+    return df, sep
+
+
+def to_number(values: pd.Series, sep: str) -> pd.Series:
+    """Strings -> float (NaN where not a number); a decimal comma is read in ';' files."""
+    if sep == ";":
+        values = values.str.replace(",", ".", regex=False)
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
+def binary(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """0/1 from strings such as 1/0, malignant/benign, yes/no, true/false, positive/negative.
+
+    Returns:
+        (int Series with -1 where unrecognised, positions of the unrecognised values).
+    """
+    low = values.astype(str).str.strip().str.lower()
+    out = pd.Series(-1, index=values.index, dtype=int)
+    out[low.isin(POSITIVE)] = 1
+    out[low.isin(NEGATIVE)] = 0
+    return out, np.flatnonzero((out < 0).to_numpy())
+
+
+BINARY_HELP = "use 1/0, malignant/benign, yes/no or true/false"
+
+
+PREDICTION_COLUMNS = ("level", "id", "split", "label", "prob")
+
+
+def read_predictions(path, split: str, level: str = "patient") -> pd.DataFrame:
+    """One split and level of a predictions.csv (level, id, split, label, prob), checked.
+
+    label takes 0/1 or benign/malignant; prob must be a probability in [0, 1] (a 0-100 or
+    logit score would make the threshold meaningless).
+
+    Returns:
+        frame indexed by id (str) with label (int 0/1) and prob (float).
+
+    Raises:
+        UserError: missing file or column, no rows, a repeated id, a bad label or prob, each
+        one line naming the file and line.
+    """
+    path = Path(path)
+    df, sep = read_user_csv(path, "predictions.csv")
+    missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(
+            f"{path}: missing column(s) {', '.join(missing)}; need {', '.join(PREDICTION_COLUMNS)}"
+            f" (found {', '.join(df.columns)})"
+        )
+    rows = df[(df["split"] == split) & (df["level"] == level)]
+    if rows.empty:
+        have = ", ".join(sorted(set(df.loc[df["level"] == level, "split"]))) or "none"
+        raise UserError(
+            f"{path}: no {level}-level rows in split {split!r} ({level}-level splits: {have})"
+        )
+    dup = rows["id"].duplicated()
+    if dup.any():
+        i = rows.index[dup.to_numpy()][0]
+        raise UserError(
+            f"{path}: line {i + 2}: id {rows.at[i, 'id']!r} occurs twice at {level} level in "
+            f"split {split!r}"
+        )
+    label, bad = binary(rows["label"])
+    if bad.size:
+        i = rows.index[bad[0]]
+        raise UserError(
+            f"{path}: line {i + 2} (id {rows.at[i, 'id']}): label {rows.at[i, 'label']!r} is not "
+            f"0 or 1 ({BINARY_HELP}); {bad.size} such row(s)"
+        )
+    prob = to_number(rows["prob"], sep)
+    bad = np.flatnonzero(~((prob >= 0) & (prob <= 1)).to_numpy())
+    if bad.size:
+        i = rows.index[bad[0]]
+        raise UserError(
+            f"{path}: line {i + 2} (id {rows.at[i, 'id']}): prob {rows.at[i, 'prob']!r} is not a "
+            f"probability in [0, 1]; {bad.size} such row(s)"
+        )
+    return pd.DataFrame({"label": label.to_numpy(), "prob": prob.to_numpy()}, index=rows["id"])
