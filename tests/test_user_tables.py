@@ -292,3 +292,72 @@ def test_readers_model_with_percent_scores_is_refused(tmp_path):
     words = _run(tmp_path / "w", cases, truth.map({1: "malignant", 0: "benign"}), 0.4, "external")
     res = reader_study(_write(tmp_path, df), model_run=words)
     assert res["table4"][0]["row"] == "Model (w)" and res["table4"][0]["auroc"] == 0.5
+
+
+# ----------------------------------------------------------------------------- thyrovid stats
+
+
+def _stats(args, capsys) -> tuple[int, str, str]:
+    rc = main(["stats", *map(str, args)])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def _preds(n: int = 10) -> pd.DataFrame:
+    labels = np.arange(n) % 2
+    return pd.DataFrame(
+        {"label": labels, "prob": np.round(0.4 * labels + np.linspace(0, 0.6, n), 3)}
+    )
+
+
+def test_stats_auc_reads_semicolons_and_float_labels(tmp_path, capsys):
+    d = _preds()
+    ref = tmp_path / "ref.csv"
+    d.to_csv(ref, index=False)
+    semi = tmp_path / "semi.csv"
+    d.assign(label=d["label"].astype(float)).to_csv(semi, index=False, sep=";", decimal=",")
+    outs = [
+        json.loads(
+            _stats(["auc", "--csv", f, "--truth", "label", "--score", "prob", "--json"], capsys)[1]
+        )  # fmt: skip
+        for f in (ref, semi)
+    ]
+    assert outs[0]["scores"] == outs[1]["scores"] and outs[1]["n_pos"] == 5
+
+
+def test_stats_auc_one_class_and_one_positive_are_clear(tmp_path, capsys):
+    one = tmp_path / "one.csv"
+    _preds().assign(label=0).to_csv(one, index=False)
+    rc, _, err = _stats(["auc", "--csv", one, "--truth", "label", "--score", "prob"], capsys)
+    assert rc == 2 and "every row (10) has label == '0': one class only" in err
+    assert "set --positive" not in err
+    few = tmp_path / "few.csv"
+    _preds().iloc[:3].to_csv(few, index=False)
+    rc, _, err = _stats(["auc", "--csv", few, "--truth", "label", "--score", "prob"], capsys)
+    assert rc == 2 and f"{few}: 1 positive and 2 negative row(s)" in err
+
+
+def test_stats_metrics_on_one_class_reports_specificity(tmp_path, capsys):
+    benign = tmp_path / "benign.csv"
+    _preds().assign(label=0).to_csv(benign, index=False)
+    args = ["metrics", "--csv", benign, "--truth", "label", "--pred", "prob", "--threshold", "0.5"]
+    rc, out, _ = _stats([*args, "--json"], capsys)
+    m = json.loads(out)["metrics"]
+    assert rc == 0 and m["sensitivity"]["value"] is None and m["specificity"]["value"] == 0.5
+
+
+def test_stats_column_in_other_case_is_suggested(tmp_path, capsys):
+    f = tmp_path / "p.csv"
+    _preds().rename(columns={"label": "Label"}).to_csv(f, index=False)
+    rc, _, err = _stats(["auc", "--csv", f, "--truth", "label", "--score", "prob"], capsys)
+    assert rc == 2 and "did you mean 'Label'?" in err
+
+
+def test_stats_on_a_whole_predictions_csv_says_rows_are_pooled(tmp_path, capsys):
+    d = _preds()
+    f = tmp_path / "predictions.csv"
+    pd.concat(
+        [d.assign(level="patient", split="test"), d.assign(level="clip", split="val")]
+    ).to_csv(f, index=False)
+    rc, _, err = _stats(["auc", "--csv", f, "--truth", "label", "--score", "prob"], capsys)
+    assert rc == 0 and "level: clip, patient; split: test, val); all 20 rows are pooled" in err

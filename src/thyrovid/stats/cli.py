@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from thyrovid.csv_input import read_user_csv, to_number
 from thyrovid.errors import UserError
 from thyrovid.stats.proportions import METHODS, binary_metrics, confusion
 from thyrovid.stats.roc import ALTERNATIVES, auc_ci, delong, paired_from_delong
@@ -113,46 +114,85 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
-    """Read a CSV as strings and check the columns exist."""
-    if not Path(path).is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    """Read a CSV (comma, semicolon or tab; BOM allowed) as strings and check the columns exist.
+
+    The delimiter is kept in ``df.attrs["sep"]`` (a ';' file may use decimal commas).
+    """
+    df, sep = read_user_csv(path)
     for col in columns:
         if col not in df.columns:
-            raise UserError(f"{path}: no column {col!r} (columns: {', '.join(df.columns)})")
+            near = [c for c in df.columns if c.lower() == col.lower()]
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise UserError(f"{path}: no column {col!r} (columns: {', '.join(df.columns)}){hint}")
     if len(df) == 0:
         raise UserError(f"{path}: no data rows")
+    df.attrs["sep"] = sep
     return df
 
 
-def truth_column(df: pd.DataFrame, path: Path, col: str, positive: str) -> np.ndarray:
-    """(N,) bool: column value == positive; an empty value is refused with its line."""
+def warn_pooled(df: pd.DataFrame, path: Path) -> str | None:
+    """A predictions.csv mixes levels and splits: say that every row is pooled (on stderr)."""
+    mixed = [c for c in ("level", "split") if c in df.columns and df[c].nunique() > 1]
+    if not mixed:
+        return None
+    what = "; ".join(f"{c}: {', '.join(sorted(df[c].unique()))}" for c in mixed)
+    note = (
+        f"note: {path} has several values of {' and '.join(mixed)} ({what}); all "
+        f"{len(df)} rows are pooled. Keep the rows of one level and split for a per-patient "
+        "AUROC"
+    )
+    print(note, file=sys.stderr)
+    return note
+
+
+def _is_positive(values: pd.Series, positive: str, sep: str = ",") -> np.ndarray:
+    """values == positive, as strings, or as numbers when both are numbers ("1.0" is "1")."""
+    same = (values == positive).to_numpy()
+    num = to_number(values, sep).to_numpy(np.float64)
+    try:
+        target = float(positive)
+    except ValueError:
+        return same
+    return same | (num == target)
+
+
+def truth_column(
+    df: pd.DataFrame, path: Path, col: str, positive: str, both: bool = True
+) -> np.ndarray:
+    """(N,) bool: column value == positive; an empty value is refused with its line.
+
+    Args:
+        both: refuse a column with one class only (an AUROC needs both).
+    """
     values = df[col].str.strip()
     empty = np.flatnonzero((values == "").to_numpy())
     if empty.size:
-        raise UserError(f"{path}, line {empty[0] + 2}: truth column {col!r} is empty")
-    truth = (values == positive).to_numpy()
-    if not truth.any():
-        seen = ", ".join(sorted(values.unique())[:5])
+        raise UserError(f"{path}, line {df.index[empty[0]] + 2}: truth column {col!r} is empty")
+    truth = _is_positive(values, positive, df.attrs.get("sep", ","))
+    seen = sorted(values.unique())
+    if len(seen) == 1 and both:
         raise UserError(
-            f"{path}: no row has {col} == {positive!r} (values: {seen}); set --positive"
+            f"{path}: every row ({truth.size}) has {col} == {seen[0]!r}: one class "
+            "only; need both classes (positives and negatives) for an AUROC"
         )
-    if truth.all():
+    if not truth.any() and (both or len(seen) > 1):
+        raise UserError(
+            f"{path}: no row has {col} == {positive!r} (values: {', '.join(seen[:5])}); "
+            "set --positive"
+        )
+    if truth.all() and both:
         raise UserError(f"{path}: every row has {col} == {positive!r}; need both classes")
     return truth
 
 
 def score_column(df: pd.DataFrame, path: Path, col: str) -> np.ndarray:
     """(N,) float64; an empty, non-numeric, NaN or infinite value is refused with its line."""
-    values = pd.to_numeric(df[col].str.strip(), errors="coerce").to_numpy(np.float64)
+    values = to_number(df[col].str.strip(), df.attrs.get("sep", ",")).to_numpy(np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         i = int(bad[0])
         raise UserError(
-            f"{path}, line {i + 2}: score column {col!r} is not a finite number "
+            f"{path}, line {df.index[i] + 2}: score column {col!r} is not a finite number "
             f"({df[col].iloc[i]!r}); {bad.size} such row(s)"
         )
     return values
@@ -181,8 +221,15 @@ def auc_report(
     if len(set(scores)) != len(scores):
         raise UserError(f"a score column is named twice: {scores}")
     df = read_table(csv, [truth, *scores])
+    warn_pooled(df, csv)
     t = truth_column(df, csv, truth, positive)
     s = np.stack([score_column(df, csv, c) for c in scores])
+    n_pos, n_neg = int(t.sum()), int((~t).sum())
+    if min(n_pos, n_neg) < 2:
+        raise UserError(
+            f"{csv}: {n_pos} positive and {n_neg} negative row(s) ({truth} == {positive!r}); "
+            "the DeLong CI needs at least 2 of each"
+        )
     d = delong(t, s)
     rows = []
     for i, name in enumerate(scores):
@@ -243,12 +290,13 @@ def metrics_report(
         if not truth or not pred:
             raise UserError("--csv needs --truth COL and --pred COL")
         df = read_table(csv, [truth, pred])
-        t = truth_column(df, csv, truth, positive)
+        warn_pooled(df, csv)
+        t = truth_column(df, csv, truth, positive, both=False)
         if threshold is not None:
             p = score_column(df, csv, pred) >= threshold
         else:
             want = positive if pred_positive is None else pred_positive
-            p = (df[pred].str.strip() == want).to_numpy()
+            p = _is_positive(df[pred].str.strip(), want, df.attrs.get("sep", ","))
         tp, fp, tn, fn = confusion(t, p)
         source = str(csv)
     elif any(c is None for c in counts):
