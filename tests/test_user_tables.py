@@ -361,3 +361,20 @@ def test_stats_on_a_whole_predictions_csv_says_rows_are_pooled(tmp_path, capsys)
     ).to_csv(f, index=False)
     rc, _, err = _stats(["auc", "--csv", f, "--truth", "label", "--score", "prob"], capsys)
     assert rc == 0 and "level: clip, patient; split: test, val); all 20 rows are pooled" in err
+
+
+def test_capitalised_aided_listed_first_is_still_the_test_modality(tmp_path):
+    df = _readers()
+    base = reader_study(_write(tmp_path, df, "base.csv"))
+    cap = df.assign(modality=df["modality"].str.capitalize()).iloc[::-1]  # "Aided" met first
+    res = reader_study(_write(tmp_path, cap, "cap.csv"))
+    assert res["modalities"] == {"reference": "Unaided", "test": "Aided"}
+    assert [c["auroc_diff"] for c in res["comparisons"]] == pytest.approx(
+        [c["auroc_diff"] for c in base["comparisons"]][::-1]
+    )
+    assert res["group_gains"]["junior"] == pytest.approx(base["group_gains"]["junior"])
+    rrrc = res["mrmc"]["jackknife"]["rrrc"]["differences"][0]
+    assert rrrc["comparison"] == "Aided - Unaided"
+    assert rrrc["estimate"] == pytest.approx(
+        base["mrmc"]["jackknife"]["rrrc"]["differences"][0]["estimate"]
+    )

@@ -12,8 +12,9 @@ ARCHITECTURE.md): every reader reads every case in both modalities. Outputs:
   covariances (random readers & cases with Hillis's ddf, fixed readers, fixed cases);
 * Fig. 7: the model's ROC curve with each reader's operating points.
 
-Modalities: any two labels; "unaided"/"aided" make aided the test modality, otherwise the
-second label met in the file is. Differences are test minus reference.
+Modalities: any two labels; "unaided"/"aided" (any case; also "unassisted"/"assisted",
+"without AI"/"with AI") make the aided one the test modality, otherwise the second label met in
+the file is. Differences are test minus reference.
 
 This module holds the statistics, the orchestration (`reader_study`) and the CLI; readers.csv
 and the model's files are read in `thyrovid.readers_io`, Table 4 and Fig. 7 are built in

@@ -114,9 +114,27 @@ def load_readers(readers_csv, score_col: str = "score") -> tuple[pd.DataFrame, s
     _check_design(path, df)
     df = df.reset_index(drop=True)
     mods = list(pd.unique(df["modality"]))
-    ref, test = ("unaided", "aided") if set(mods) == {"unaided", "aided"} else mods
+    ref, test = _reference_first(mods)
     keep = ["reader", "group", "case", "modality", "truth", "score"]
     return df[keep + (["decision"] if "decision" in df.columns else [])], ref, test
+
+
+# (reference, test) modality names recognised whatever their case; otherwise file order.
+REFERENCE_TEST = (
+    ("unaided", "aided"),
+    ("unassisted", "assisted"),
+    ("without ai", "with ai"),
+    ("without", "with"),
+)
+
+
+def _reference_first(mods: list) -> tuple[str, str]:
+    """The two modalities as (reference, test): "unaided" before "aided" in any case."""
+    low = [_key(m).replace("_", " ") for m in mods]
+    for ref, test in REFERENCE_TEST:
+        if low == [test, ref]:
+            return mods[1], mods[0]
+    return mods[0], mods[1]
 
 
 def _check_design(path: Path, df: pd.DataFrame) -> None:
