@@ -178,3 +178,13 @@ def test_row_with_an_unquoted_comma_is_skipped_not_fatal(tmp_path):
         "c.csv row 2 (line 3): has 13 fields but the header has 12 (a value with a comma or "
         "separator in it must be quoted)"
     ]
+
+
+def test_blank_spreadsheet_rows_are_ignored_and_later_rows_keep_their_numbers(tmp_path):
+    _video(tmp_path)
+    rows = [ROW, {k: "" for k in ROW}, {**ROW, "frame": "6", "x1": "oops"}]
+    rows.append({k: "" for k in ROW})  # the ",,,,," lines a spreadsheet leaves at the end
+    cohort = read_cohort(write_csv(tmp_path / "c.csv", rows))
+    assert list(cohort.rows.index) == [1]
+    assert [p.row for p in cohort.problems] == [3]  # the file's row 3, not a renumbered 2
+    assert "'oops'" in str(cohort.problems[0])

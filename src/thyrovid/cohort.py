@@ -38,6 +38,7 @@ from pathlib import Path
 import pandas as pd
 
 from thyrovid.atomic import write_text_atomic
+from thyrovid.csv_input import RAGGED, read_table
 from thyrovid.errors import CohortError
 
 REQUIRED = ("patient_id", "video", "center", "label", "frame", "x0", "y0", "x1", "y1")
@@ -45,7 +46,6 @@ OPTIONAL = ("nodule_id", "split")
 COLUMNS = REQUIRED[:3] + ("nodule_id",) + REQUIRED[3:] + ("split",)
 SPLITS = ("train", "val", "test", "external")
 _LABELS = {"0": 0, "1": 1, "benign": 0, "malignant": 1}
-RAGGED = "\0ragged row: fields="  # see read_text_table(keep_ragged=True)
 
 
 @dataclass(frozen=True)
@@ -158,48 +158,8 @@ def _header(df: pd.DataFrame, source: str) -> tuple[dict[str, str], list[str]]:
 
 
 def read_text_table(path: Path, what: str = "file", keep_ragged: bool = False) -> pd.DataFrame:
-    """A CSV read as text (no NaN guessing): the one reader for user tables.
-
-    With `keep_ragged`, a line with more fields than the header (an unquoted separator in a
-    value) does not fail the file: it stays in place with its first cell set to
-    `RAGGED` + its field count and the other cells empty, so the caller can name its row.
-
-    Raises:
-        CohortError: one line naming the file when it is missing or not a readable CSV.
-    """
-    if not path.is_file():
-        raise CohortError(f"{path}: {what} not found")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise CohortError(
-            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
-            "save it as 'CSV UTF-8'"
-        ) from None
-    header = text.split("\n", 1)[0]
-    sep = ","
-    if "," not in header and (";" in header or "\t" in header):
-        sep = max((";", "\t"), key=header.count)  # a spreadsheet's "CSV" in many locales, TSV
-    options = {}
-    if keep_ragged:
-        n = len(next(csv.reader([header.rstrip("\r")], delimiter=sep), []))
-        options = {
-            "engine": "python",
-            "on_bad_lines": lambda fields: [f"{RAGGED}{len(fields)}"] + [""] * (n - 1),
-        }
-    try:
-        return pd.read_csv(
-            io.StringIO(text),
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            skipinitialspace=True,
-            **options,
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise CohortError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    """A user's table as stripped strings (`thyrovid.csv_input.read_table`), CohortError."""
+    return read_table(path, what, keep_ragged=keep_ragged, error=CohortError)[0]
 
 
 def read_cohort(path: str | os.PathLike, strict: bool = False) -> Cohort:
@@ -220,7 +180,7 @@ def read_cohort(path: str | os.PathLike, strict: bool = False) -> Cohort:
     raw = read_text_table(path, "cohort file", keep_ragged=True)
     source = path.name
     found, extras = _header(raw, source)
-    raw.index = range(1, len(raw) + 1)
+    raw.index = raw.index + 1  # row numbers of the file (empty rows were dropped, not renumbered)
     problems: list[Problem] = []
     records = {}
     first = raw.columns[0]

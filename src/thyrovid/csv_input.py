@@ -9,6 +9,7 @@ the caller decides what is a number.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -22,46 +23,73 @@ POSITIVE = ("1", "1.0", "malignant", "positive", "yes", "true", "y")
 NEGATIVE = ("0", "0.0", "benign", "negative", "no", "false", "n")
 
 
-def sniff_delimiter(path: Path) -> str:
-    """The delimiter of the header line: the most frequent of comma, semicolon and tab."""
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-        header = fh.readline()
-    counts = {d: header.count(d) for d in DELIMITERS}
-    best = max(DELIMITERS, key=lambda d: counts[d])
-    return best if counts[best] else ","
+RAGGED = "\0ragged row: fields="  # see read_table(keep_ragged=True)
 
 
-def read_user_csv(path, what: str = "CSV") -> tuple[pd.DataFrame, str]:
-    """Read a CSV as stripped strings; comma, semicolon or tab separated, BOM and CRLF allowed.
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a header line: comma, else the more frequent of semicolon and tab.
 
-    Rows whose every field is empty (trailing ",,,," lines of a spreadsheet) are dropped; the
-    index keeps the original row numbers (file line = index + 2).
+    A comma in the header wins: a semicolon file's header rarely holds one, a comma file's
+    header may well hold a semicolon inside a quoted name.
+    """
+    if "," not in header and (";" in header or "\t" in header):
+        return max((";", "\t"), key=header.count)
+    return ","
+
+
+def read_table(
+    path, what: str = "file", *, keep_ragged: bool = False, error: type[UserError] = UserError
+) -> tuple[pd.DataFrame, str]:
+    """The one reader for users' tables: every value a stripped string, nothing guessed.
+
+    Comma, semicolon (spreadsheets where the decimal mark is a comma) or tab separated, UTF-8
+    with or without a byte-order mark, LF or CRLF. Rows whose every field is empty (trailing
+    ",,,," lines of a spreadsheet) are dropped; the index keeps the original row numbers
+    (file line = index + 2). Ids keep their leading zeros ("007" is not "7").
+
+    With `keep_ragged`, a line with more fields than the header (an unquoted separator in a
+    value) does not fail the file: it stays in place with its first cell set to `RAGGED` + its
+    field count and the other cells empty, so the caller can name its row.
 
     Returns:
         (frame of str, the delimiter).
 
     Raises:
-        UserError: missing, unreadable, not UTF-8, or empty file (one line naming it).
+        `error`: one line naming the file when it is missing, not UTF-8 or not a readable CSV.
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    sep = sniff_delimiter(path)
+        raise error(f"{path}: {what} not found")
+    data = path.read_bytes()
     try:
-        df = pd.read_csv(
-            path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig", quotechar='"'
-        )
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UserError(
-            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the {what} as "
-            "'CSV UTF-8'"
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+            f"save the {what} as 'CSV UTF-8'"
         ) from None
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
-        raise UserError(f"{path}: cannot read the {what} ({str(exc).splitlines()[0]})") from None
+    header = text.split("\n", 1)[0]
+    sep = sniff_delimiter(header)
+    options = {}
+    if keep_ragged:
+        n = len(next(csv.reader([header.rstrip("\r")], delimiter=sep), []))
+        options = {
+            "engine": "python",
+            "on_bad_lines": lambda fields: [f"{RAGGED}{len(fields)}"] + [""] * (n - 1),
+        }
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        raise error(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
     df.columns = [str(c).strip() for c in df.columns]
     df = df.apply(lambda col: col.str.strip())
-    df = df[(df != "").any(axis=1)]
-    return df, sep
+    return df[(df != "").any(axis=1)], sep
+
+
+def read_user_csv(path, what: str = "CSV") -> tuple[pd.DataFrame, str]:
+    """`read_table` with `UserError`: (frame of stripped strings, the delimiter)."""
+    return read_table(path, what)
 
 
 def to_number(values: pd.Series, sep: str) -> pd.Series:
