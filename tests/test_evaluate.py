@@ -93,6 +93,21 @@ def test_fixed_threshold_target_sensitivity_and_missing_validation(capsys):
     assert "warning: no validation split; using threshold 0.5" in capsys.readouterr().err
 
 
+def test_auroc_says_why_it_has_no_value_or_no_ci():
+    from thyrovid.evaluate import level_metrics
+
+    prob = np.array([0.1, 0.4, 0.6, 0.9])
+    one_class = level_metrics(np.ones(4), prob, 0.5)["auroc"]
+    assert (
+        one_class["value"] is None and "one class only (4 malignant, 0 benign)" in one_class["note"]
+    )
+    one_benign = level_metrics(np.array([0, 1, 1, 1]), prob, 0.5)["auroc"]
+    assert (
+        one_benign["value"] == 1.0 and one_benign["low"] is None and "no CI" in one_benign["note"]
+    )
+    assert "note" not in level_metrics(np.array([0, 0, 1, 1]), prob, 0.5)["auroc"]
+
+
 def test_calibration_slope_and_intercept_match_maximum_likelihood():
     from sklearn.linear_model import LogisticRegression
 

@@ -131,6 +131,12 @@ def level_metrics(truth, prob, threshold: float, ci: str = "wilson", level: floa
         out["auroc"] = {"value": a, "low": lo, "high": hi}
     elif min(n_pos, n_neg) == 1:  # DeLong's variance needs two of each class: no CI
         out["auroc"]["value"] = auc(t, p)
+        out["auroc"]["note"] = "no CI: DeLong's variance needs two cases of each class"
+    else:
+        out["auroc"]["note"] = (
+            f"undefined: {'no cases' if not t.size else 'one class only'} "
+            f"({n_pos} malignant, {n_neg} benign)"
+        )
     tp, fp, tn, fn = confusion(t, (p >= threshold).astype(int))
     out.update({"tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn)})
     out.update(_clean(binary_metrics(tp, fp, tn, fn, ci=ci, level=level)))
@@ -389,4 +395,6 @@ def _summary(metrics: dict) -> dict:
                     for k in ("auroc", "accuracy", "sensitivity", "specificity")
                 },
             }
+            if "note" in block["auroc"]:
+                out[split]["auroc_note"] = block["auroc"]["note"]
     return out
