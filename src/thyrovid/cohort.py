@@ -30,7 +30,6 @@ import csv
 import difflib
 import io
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 from thyrovid.atomic import write_text_atomic
-from thyrovid.csv_input import RAGGED, read_table
+from thyrovid.csv_input import RAGGED, normalise_column, read_table
 from thyrovid.errors import CohortError
 
 REQUIRED = ("patient_id", "video", "center", "label", "frame", "x0", "y0", "x1", "y1")
@@ -134,11 +133,6 @@ def _parse_coord(name: str, text: str) -> float:
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError(f"{name} {text!r} is not a finite number")
     return value
-
-
-def normalise_column(name: str) -> str:
-    """'Patient ID' / ' patient-id ' / 'PATIENT_ID' -> 'patient_id'."""
-    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
 
 
 def _header(df: pd.DataFrame, source: str) -> tuple[dict[str, str], list[str]]:

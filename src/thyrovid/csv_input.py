@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,11 @@ NEGATIVE = ("0", "0.0", "benign", "negative", "no", "false", "n")
 
 
 RAGGED = "\0ragged row: fields="  # see read_table(keep_ragged=True)
+
+
+def normalise_column(name: str) -> str:
+    """A header as matched: 'Patient ID' / ' patient-id ' / 'PATIENT_ID' -> 'patient_id'."""
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
 
 
 def sniff_delimiter(header: str) -> str:

@@ -8,13 +8,19 @@ patient-level P(malignant) comes from RUN/predictions.csv, its threshold from RU
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from thyrovid.csv_input import BINARY_HELP, binary, read_predictions, read_user_csv, to_number
+from thyrovid.csv_input import (
+    BINARY_HELP,
+    binary,
+    normalise_column,
+    read_predictions,
+    read_user_csv,
+    to_number,
+)
 from thyrovid.errors import UserError
 
 # Other names a user's table may give a column (compared case-insensitively, spaces as "_").
@@ -27,15 +33,11 @@ ALIASES = {
 }
 
 
-def _key(name: str) -> str:
-    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
-
-
 def _rename_columns(path: Path, df: pd.DataFrame, score_col: str) -> pd.DataFrame:
     """Map the user's headers onto reader, group, case, modality, truth, score, decision."""
     keys = {}
     for col in df.columns:
-        keys.setdefault(_key(col), col)
+        keys.setdefault(normalise_column(col), col)
     want = {
         "reader": "reader", "group": "group", "case": "case", "modality": "modality",
         "truth": "truth", score_col: "score", "decision": "decision",
@@ -43,7 +45,9 @@ def _rename_columns(path: Path, df: pd.DataFrame, score_col: str) -> pd.DataFram
     rename, missing = {}, []
     for name, target in want.items():
         options = [name, *(ALIASES.get(target, ()) if name == target else ())]
-        found = next((keys[_key(o)] for o in options if _key(o) in keys), None)
+        found = next(
+            (keys[normalise_column(o)] for o in options if normalise_column(o) in keys), None
+        )
         if found is not None and found not in rename:
             rename[found] = target
         elif target not in ("group", "decision"):
@@ -130,7 +134,7 @@ REFERENCE_TEST = (
 
 def _reference_first(mods: list) -> tuple[str, str]:
     """The two modalities as (reference, test): "unaided" before "aided" in any case."""
-    low = [_key(m).replace("_", " ") for m in mods]
+    low = [normalise_column(m).replace("_", " ") for m in mods]
     for ref, test in REFERENCE_TEST:
         if low == [test, ref]:
             return mods[1], mods[0]
