@@ -14,8 +14,9 @@ from thyrovid.cli import main
 from thyrovid.compare import compare
 from thyrovid.errors import UserError
 from thyrovid.report.tables import format_ci
+from thyrovid.stats.auc_compare import delong_test
 from thyrovid.stats.proportions import binary_metrics, confusion
-from thyrovid.stats.roc import auc_ci, delong_test
+from thyrovid.stats.roc import auc_ci
 
 
 def write_run(path: Path, ids, labels, probs, threshold: float, arch="resnet50", dims=3) -> Path:

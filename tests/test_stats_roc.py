@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thyrovid.errors import UserError
-from thyrovid.stats import roc
+from thyrovid.stats import auc_compare, roc
 
 DATA = Path(__file__).parent / "data" / "aSAH.csv"
 TOL = 1e-9
@@ -93,11 +93,11 @@ def test_ci_auc_ndka_matches_proc(asah):  # test-ci.auc.R
 )
 def test_paired_delong_matches_proc(asah, a, b, z, p):
     truth, s = asah
-    r = roc.delong_test(truth, s[a], s[b])
+    r = auc_compare.delong_test(truth, s[a], s[b])
     assert r["z"] == pytest.approx(z, abs=TOL)
     assert r["p"] == pytest.approx(p, abs=TOL)
     assert r["diff"] == pytest.approx(AUC[a] - AUC[b], abs=TOL)
-    swapped = roc.delong_test(truth, s[b], s[a])
+    swapped = auc_compare.delong_test(truth, s[b], s[a])
     assert swapped["z"] == pytest.approx(-z, abs=TOL)
     assert swapped["p"] == pytest.approx(p, abs=TOL)
 
@@ -112,29 +112,29 @@ def test_paired_delong_matches_proc(asah, a, b, z, p):
 )
 def test_paired_ci_of_difference_matches_proc(asah, a, b, low, high):
     truth, s = asah
-    r = roc.delong_test(truth, s[a], s[b])
+    r = auc_compare.delong_test(truth, s[a], s[b])
     assert r["ci_low"] == pytest.approx(low, abs=TOL)
     assert r["ci_high"] == pytest.approx(high, abs=TOL)
 
 
 def test_one_sided_wfns_greater_than_s100b(asah):  # test-roc.test.R
     truth, s = asah
-    r = roc.delong_test(truth, s["wfns"], s["s100b"], alternative="greater")
+    r = auc_compare.delong_test(truth, s["wfns"], s["s100b"], alternative="greater")
     assert r["p"] == pytest.approx(0.0135878911145941, abs=TOL)
     assert r["z"] == pytest.approx(2.20898359144091, abs=TOL)
     # pROC reports the two-sided CI of the difference for every alternative
     assert r["ci_low"] == pytest.approx(0.0104061769564846, abs=TOL)
-    less = roc.delong_test(truth, s["wfns"], s["s100b"], alternative="less")
+    less = auc_compare.delong_test(truth, s["wfns"], s["s100b"], alternative="less")
     assert less["p"] == pytest.approx(0.986412108885406, abs=TOL)
     # negated scores, AUCs 1 - AUC: the difference and Z flip sign, so "greater" becomes "less"
-    neg = roc.delong_test(truth, -s["wfns"], -s["s100b"], alternative="less")
+    neg = auc_compare.delong_test(truth, -s["wfns"], -s["s100b"], alternative="less")
     assert neg["p"] == pytest.approx(0.0135878911145941, abs=TOL)
 
 
 def test_all_pairs_agree_with_single_tests(asah):
     truth, s = asah
     names = ["wfns", "ndka", "s100b"]
-    pairs = roc.delong_all_pairs(truth, np.stack([s[n] for n in names]), names=names)
+    pairs = auc_compare.delong_all_pairs(truth, np.stack([s[n] for n in names]), names=names)
     assert [(r["name1"], r["name2"]) for r in pairs] == [
         ("wfns", "ndka"),
         ("wfns", "s100b"),
@@ -155,7 +155,7 @@ def test_all_pairs_agree_with_single_tests(asah):
 )
 def test_unpaired_test_matches_proc(asah, a, b, d, p):
     truth, s = asah
-    r = roc.delong_unpaired(truth, s[a], truth, s[b])
+    r = auc_compare.delong_unpaired(truth, s[a], truth, s[b])
     assert r["z"] == pytest.approx(d, abs=TOL)
     assert r["p"] == pytest.approx(p, abs=TOL)
     assert r["z"] == pytest.approx((AUC[a] - AUC[b]) / np.sqrt(VAR[a] + VAR[b]), abs=TOL)
@@ -163,8 +163,8 @@ def test_unpaired_test_matches_proc(asah, a, b, d, p):
 
 def test_unpaired_one_sided_matches_proc(asah):  # test-roc.test.R
     truth, s = asah
-    gt = roc.delong_unpaired(truth, s["wfns"], truth, s["s100b"], alternative="greater")
-    lt = roc.delong_unpaired(truth, s["wfns"], truth, s["s100b"], alternative="less")
+    gt = auc_compare.delong_unpaired(truth, s["wfns"], truth, s["s100b"], alternative="greater")
+    lt = auc_compare.delong_unpaired(truth, s["wfns"], truth, s["s100b"], alternative="less")
     assert gt["p"] == pytest.approx(0.076412689404398, abs=TOL)
     assert lt["p"] == pytest.approx(0.923587310595602, abs=TOL)
 
@@ -174,22 +174,22 @@ def test_unpaired_one_sided_matches_proc(asah):  # test-roc.test.R
 
 def test_identical_scores_give_z0_p1(asah):
     truth, s = asah
-    r = roc.delong_test(truth, s["s100b"], s["s100b"].copy())
+    r = auc_compare.delong_test(truth, s["s100b"], s["s100b"].copy())
     assert r["z"] == 0.0 and r["p"] == 1.0
-    r = roc.delong_test(truth, s["s100b"], np.exp(s["s100b"]))  # same ranks
+    r = auc_compare.delong_test(truth, s["s100b"], np.exp(s["s100b"]))  # same ranks
     assert r["z"] == 0.0 and r["p"] == 1.0
 
 
 def test_perfect_vs_constant_score_is_infinitely_significant():
     truth = np.array([0, 0, 0, 1, 1, 1])
-    r = roc.delong_test(truth, [0.1, 0.2, 0.3, 0.7, 0.8, 0.9], np.full(6, 0.5))
+    r = auc_compare.delong_test(truth, [0.1, 0.2, 0.3, 0.7, 0.8, 0.9], np.full(6, 0.5))
     assert (r["auc1"], r["auc2"], r["se"]) == (1.0, 0.5, 0.0)
     assert r["z"] == np.inf and r["p"] == 0.0
 
 
 def test_scores_of_different_length_are_refused():
     with pytest.raises(UserError, match="differ in shape"):
-        roc.delong_test([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3])
+        auc_compare.delong_test([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3])
 
 
 def test_single_class_is_a_clear_error():

@@ -102,7 +102,7 @@ def delong_matrix(truth: np.ndarray, scores: np.ndarray, names: Sequence[str], l
         (pairs DataFrame: name1, name2, auc1, auc2, diff, se, z, p, ci_low, ci_high for i < j,
         diff (k, k) AUROC(row) - AUROC(col), p (k, k) two-sided p with 1 on the diagonal).
     """
-    from thyrovid.stats.roc import delong_test
+    from thyrovid.stats.auc_compare import delong_test
 
     k = len(names)
     diff, p = np.zeros((k, k)), np.ones((k, k))

@@ -73,7 +73,7 @@ HELP = "reader study: Table 4, aided vs unaided, MRMC analysis"
 def paired_comparisons(df: pd.DataFrame, ref: str, test: str, level: float = 0.95) -> list[dict]:
     """Per reader, test vs reference modality: paired DeLong (AUROC) and McNemar (accuracy)."""
     from thyrovid.stats.agreement import mcnemar
-    from thyrovid.stats.roc import delong_test
+    from thyrovid.stats.auc_compare import delong_test
 
     out = []
     for reader, g in df.groupby("reader", sort=False):

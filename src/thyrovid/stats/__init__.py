@@ -4,19 +4,10 @@ Validated against pROC's published values on its aSAH data (see tests/test_stats
 """
 
 from thyrovid.stats.agreement import cohen_kappa, kappa_table, mcnemar
+from thyrovid.stats.auc_compare import delong_all_pairs, delong_test, delong_unpaired
 from thyrovid.stats.bootstrap import bootstrap_ci
 from thyrovid.stats.proportions import binary_metrics, confusion, proportion_ci
-from thyrovid.stats.roc import (
-    DeLong,
-    auc,
-    auc_ci,
-    choose_threshold,
-    delong,
-    delong_all_pairs,
-    delong_test,
-    delong_unpaired,
-    roc_points,
-)
+from thyrovid.stats.roc import DeLong, auc, auc_ci, choose_threshold, delong, roc_points
 
 __all__ = [
     "DeLong",

@@ -21,8 +21,9 @@ import pandas as pd
 
 from thyrovid.csv_input import read_user_csv, to_number
 from thyrovid.errors import UserError
+from thyrovid.stats.auc_compare import ALTERNATIVES, paired_from_delong
 from thyrovid.stats.proportions import METHODS, binary_metrics, confusion
-from thyrovid.stats.roc import ALTERNATIVES, auc_ci, delong, paired_from_delong
+from thyrovid.stats.roc import auc_ci, delong
 
 HELP = "AUROC/DeLong and confusion-matrix metrics from a CSV"
 
