@@ -283,9 +283,10 @@ def explain_clips(
     import pandas as pd
 
     from thyrovid.data import read_clips, to_model_input
+    from thyrovid.infer import inference_device
     from thyrovid.train import load_run
 
-    run_dir = Path(run_dir)
+    run_dir, device = Path(run_dir), inference_device(device)
     model, config = load_run(run_dir, device=device)
     if work_dir is None:
         from thyrovid.evaluate import run_work_dir

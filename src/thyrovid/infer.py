@@ -62,6 +62,28 @@ def run_threshold(run_dir: str | os.PathLike) -> tuple[float | None, str]:
     return value, f"{path.name}: {block.get('source', 'evaluate')}"
 
 
+def inference_device(device: str) -> str:
+    """`--device` as a torch device this machine has ("auto": CUDA when there is one)."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UserError(
+            f"--device {device!r}: not a device; use cpu, cuda, cuda:N or auto"
+        ) from None
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        why = (str(exc).strip().splitlines() or ["unavailable"])[0][:100]
+        raise UserError(
+            f"--device {device}: not usable on this machine ({why}); use --device cpu (or auto)"
+        ) from None
+    return str(device)
+
+
 def parse_box(text: str) -> Box:
     """ "x0,y0,x1,y1" (pixels, x1/y1 exclusive) -> 4 floats; malformed -> UserError."""
     try:
@@ -89,13 +111,9 @@ class Predictor:
     """
 
     def __init__(self, run_dir, device="cpu", work_dir=None, expand=None, threshold=None, tta=1):
-        import torch
-
         from thyrovid.train import load_run
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.run_dir, self.device, self.tta = Path(run_dir), str(device), int(tta)
+        self.run_dir, self.device, self.tta = Path(run_dir), inference_device(device), int(tta)
         if self.tta < 1:
             raise UserError("--tta must be >= 1")
         self.model, self.config = load_run(self.run_dir, device=self.device)
