@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from test_infer import build_tiny_run, evaluated_clips
@@ -34,3 +36,33 @@ def test_unusable_device_is_one_line_for_predict_and_cam(tiny, capsys, device, m
     assert message in _one_error_line(capsys, "predict")
     assert main(["cam", str(tiny["run"]), "--split", "val", "-n", "1", "--device", device]) == 2
     assert message in _one_error_line(capsys, "cam")
+
+
+def test_boxes_csv_as_a_spreadsheet_saves_it_bad_rows_skipped_by_number(tiny, tmp_path, capsys):
+    """Semicolons, decimal commas, capitalised headers, relative paths; bad rows named."""
+    rows = evaluated_clips(tiny)
+    rows = rows.drop_duplicates("video").head(2)
+    folder = tmp_path / "sheet"
+    folder.mkdir()
+    lines = ["Video;Frame;X0;Y0;X1;Y1"]
+    for r in rows.itertuples():
+        rel = f"../../{(tiny['phantom'] / r.video).relative_to(tmp_path.parent)}"
+        lines.append(f"{rel};{r.key_frame};{r.x0:g},0;{r.y0:g};{r.x1:g};{r.y1:g}")
+    lines += ["missing.dcm;3;1;1;9;9", f"{rel};2,5;1;1;9;9", f"{rel};3;1;1;x;9"]
+    (folder / "boxes.csv").write_text("\n".join(lines) + "\n")
+
+    assert main(["predict", str(tiny["run"]), "--boxes", str(folder / "boxes.csv"), "--json"]) == 0
+    captured = capsys.readouterr()
+    got = json.loads(captured.out)
+    assert [c["prob"] for r in got for c in r["clips"]] == pytest.approx(
+        list(rows["prob"]), abs=1e-4
+    )
+    skipped = [line for line in captured.err.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 3
+    assert "row 5: frame '2,5'" in skipped[0] and "row 6: x1 'x' is not a number" in skipped[1]
+    assert "missing.dcm" in skipped[2]
+
+    # A boxes file naming one video still answers a list (its shape does not depend on the data).
+    (folder / "one.csv").write_text("\n".join(lines[:2]) + "\n")
+    assert main(["predict", str(tiny["run"]), "--boxes", str(folder / "one.csv"), "--json"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out), list)

@@ -92,9 +92,14 @@ def parse_box(text: str) -> Box:
         box = ()
     if len(box) != 4 or not all(math.isfinite(v) for v in box):
         raise UserError(f"box {text!r}: expected x0,y0,x1,y1 in pixels, e.g. 120,80,200,150")
+    return check_box(box, repr(text))
+
+
+def check_box(box: Box, shown: str) -> Box:
+    """`box` if x1 > x0 and y1 > y0, else UserError naming it as `shown`."""
     if box[2] <= box[0] or box[3] <= box[1]:
-        raise UserError(f"box {text!r}: need x1 > x0 and y1 > y0 (x1/y1 exclusive)")
-    return box  # type: ignore[return-value]
+        raise UserError(f"box {shown}: need x1 > x0 and y1 > y0 (x1/y1 exclusive)")
+    return box
 
 
 class Predictor:
@@ -268,8 +273,14 @@ def to_json(result: dict) -> dict:
     return out
 
 
-def read_boxes_csv(path: str | os.PathLike, video: str | None = None) -> dict[str, list]:
+def read_boxes_csv(
+    path: str | os.PathLike, video: str | None = None
+) -> tuple[dict[str, list], list[str]]:
     """Key frames and boxes from a cohort.csv-like file, grouped by video.
+
+    Read as cohort.csv is (`thyrovid.csv_input.read_table`): comma, semicolon (decimal commas)
+    or tab separated; column names ignore case and spaces. A row that does not parse is not
+    fatal: it is returned as a problem line naming the file and row, the others are kept.
 
     Args:
         path: CSV with columns video, frame, x0, y0, x1, y1 (others ignored); video paths
@@ -277,32 +288,48 @@ def read_boxes_csv(path: str | os.PathLike, video: str | None = None) -> dict[st
         video: keep only the rows of this video (matched by resolved path).
 
     Returns:
-        {video path (as resolved): [(frame, box), ...]} in file order.
+        ({video path (as resolved): [(frame, box), ...]} in file order, problem lines).
     """
-
-    from thyrovid.cohort import read_text_table
+    from thyrovid.csv_input import normalise_column, read_table, to_number
 
     path = Path(path)
-    df = read_text_table(path, "boxes file")
+    df, sep = read_table(path, "boxes file")
+    df.columns = [normalise_column(c) for c in df.columns]
     missing = [c for c in BOX_COLUMNS if c not in df.columns]
     if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+        need = ", ".join(BOX_COLUMNS)
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; the columns are {need}")
+    numbers = {c: to_number(df[c], sep) for c in BOX_COLUMNS[1:]}
     out: dict[str, list] = {}
+    problems: list[str] = []
     want = str(Path(video).resolve()) if video else None
-    for row, rec in enumerate(df.to_dict("records"), start=2):
-        vid = Path(rec["video"])
-        vid = vid if vid.is_absolute() else path.parent / vid
+    for idx in df.index:  # the index keeps the file's row numbers (blank rows dropped)
+        vid = path.parent / df.at[idx, "video"]  # an absolute path stays absolute
         if want and str(vid.resolve()) != want:
             continue
         try:
-            frame = int(rec["frame"])
-            box = parse_box(",".join(rec[k] for k in ("x0", "y0", "x1", "y1")))
-        except (ValueError, UserError) as exc:
-            raise UserError(f"{path}: row {row}: {exc}") from None
-        out.setdefault(str(vid), []).append((frame, box))
-    if not out:
+            pair = _box_row(df.loc[idx], {c: numbers[c][idx] for c in numbers})
+        except UserError as exc:
+            problems.append(f"{path}: row {idx + 2}: {exc}")
+            continue
+        out.setdefault(str(vid), []).append(pair)
+    if not out and not problems:
         raise UserError(f"{path}: no rows" + (f" for video {video}" if video else ""))
-    return out
+    return out, problems
+
+
+def _box_row(text, value: dict) -> tuple[int, Box]:
+    """(frame, box) of one boxes-file row: `text` the cells as written, `value` as numbers."""
+    if not text["video"]:
+        raise UserError("video is empty")
+    frame = value["frame"]
+    if not (math.isfinite(frame) and frame.is_integer() and frame >= 0):
+        raise UserError(f"frame {text['frame']!r} is not a 0-based frame index")
+    for k in ("x0", "y0", "x1", "y1"):
+        if not math.isfinite(value[k]):
+            raise UserError(f"{k} {text[k]!r} is not a number")
+    box = tuple(float(value[k]) for k in ("x0", "y0", "x1", "y1"))
+    return int(frame), check_box(box, ",".join(text[k] for k in ("x0", "y0", "x1", "y1")))
 
 
 def add_arguments(parser) -> None:
@@ -323,20 +350,24 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tta", type=int, default=1, help="test-time views per clip")
 
 
-def _jobs(args) -> dict[str, list]:
+def _jobs(args) -> tuple[dict[str, list], list[str]]:
+    """{video: [(frame, box), ...]} to predict, and the boxes-file rows skipped (one line each)."""
     if len(args.frame) != len(args.box):
         raise UserError(f"give one --frame per --box (got {len(args.frame)} and {len(args.box)})")
     jobs: dict[str, list] = {}
+    problems: list[str] = []
     if args.boxes:
-        jobs = read_boxes_csv(args.boxes, args.video)
+        jobs, problems = read_boxes_csv(args.boxes, args.video)
     if args.box:
         if not args.video:
             raise UserError("--box needs a VIDEO argument")
         pairs = [(f, parse_box(b)) for f, b in zip(args.frame, args.box)]
         jobs.setdefault(args.video, []).extend(pairs)
+    if not jobs and problems:
+        raise UserError(f"no usable row; the first: {problems[0]}")
     if not jobs:
         raise UserError("nothing to predict: give VIDEO --frame K --box x0,y0,x1,y1, or --boxes")
-    return jobs
+    return jobs, problems
 
 
 def _line(r: dict) -> str:
@@ -347,27 +378,29 @@ def _line(r: dict) -> str:
 
 
 def run(args) -> int:
-    """Predict each video; one line each (or JSON); a bad video is skipped with one line."""
-    jobs = _jobs(args)
+    """Predict each video; one line each (or JSON); a bad video or row is skipped with one line."""
+    jobs, skipped = _jobs(args)
+    for line in skipped:
+        print(f"skipped: {line}", file=sys.stderr)
     predictor = Predictor(args.run, args.device, args.work, args.expand, args.threshold, args.tta)
-    results, skipped = [], []
+    results, bad = [], 0
     for video, pairs in jobs.items():
         try:
             results.append(to_json(predictor.predict(video, pairs, cam_dir=args.cam)))
         except UserError as exc:
-            if len(jobs) == 1:
+            if len(jobs) == 1 and not args.boxes:
                 raise
-            skipped.append(str(exc))
+            bad += 1
             print(f"skipped: {exc}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(results[0] if len(jobs) == 1 else results, indent=2))
+    if args.json:  # --boxes always answers a list, however many videos the file names
+        print(json.dumps(results if args.boxes else results[0], indent=2))
     else:
         for r in results:
             print(_line(r))
         if results:
             print(f"threshold source: {results[0]['threshold_source']}")
-    for note in predictor.notes:
+    for note in dict.fromkeys(n for r in results for n in r["notes"]) or predictor.notes:
         print(f"note: {note}", file=sys.stderr)
-    if skipped:
-        print(f"{len(skipped)} of {len(jobs)} video(s) skipped", file=sys.stderr)
+    if skipped or bad:
+        print(f"skipped {len(skipped)} row(s), {bad} of {len(jobs)} video(s)", file=sys.stderr)
     return 0 if results else 2
