@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
+import cv2
 import pytest
 
 from test_infer import build_tiny_run, evaluated_clips
@@ -66,3 +69,37 @@ def test_boxes_csv_as_a_spreadsheet_saves_it_bad_rows_skipped_by_number(tiny, tm
     (folder / "one.csv").write_text("\n".join(lines[:2]) + "\n")
     assert main(["predict", str(tiny["run"]), "--boxes", str(folder / "one.csv"), "--json"]) == 0
     assert isinstance(json.loads(capsys.readouterr().out), list)
+
+
+def test_short_video_in_another_format_is_padded_with_a_note(tiny, tmp_path, capsys):
+    """A 5-frame PNG folder for a 16-frame run: predicted, and the user is told it was padded."""
+    from thyrovid.io import open_video
+
+    row, args = _row_args(tiny)
+    with open_video(args[0]) as video:
+        frames = video.frames(list(range(5)))
+    folder = tmp_path / "short"
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), frame[..., 0])
+    box = args[-1]
+    assert main(["predict", str(tiny["run"]), str(folder), "--frame", "2", "--box", box]) == 0
+    captured = capsys.readouterr()
+    assert "P(malignant)" in captured.out
+    assert f"note: {folder} has 5 frames, fewer than the 16 of a clip" in captured.err
+
+
+def test_cam_files_of_two_videos_with_one_name_do_not_overwrite(tiny, tmp_path, capsys):
+    """Scanner exports name every patient's file IM0001: two heatmaps, not one overwritten."""
+    row, args = _row_args(tiny)
+    lines = ["video,frame,x0,y0,x1,y1"]
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copy(args[0], tmp_path / name / "IM0001.dcm")
+        lines.append(f"{name}/IM0001.dcm,{row.key_frame},{row.x0},{row.y0},{row.x1},{row.y1}")
+    (tmp_path / "boxes.csv").write_text("\n".join(lines) + "\n")
+    cam = tmp_path / "cam"
+    command = ["predict", str(tiny["run"]), "--boxes", str(tmp_path / "boxes.csv"), "--json"]
+    assert main([*command, "--cam", str(cam)]) == 0
+    pngs = [c["cam_png"] for r in json.loads(capsys.readouterr().out) for c in r["clips"]]
+    assert len(set(pngs)) == 2 and all(Path(p).is_file() for p in pngs)

@@ -42,6 +42,7 @@ from thyrovid.infer_clips import (  # noqa: F401  (re-exported: tests, export.py
     cut_clips,
     plan_clip,
     run_preprocessing,
+    short_video_note,
 )
 
 HELP = "P(malignant) for new videos + boxes, with Grad-CAM heatmaps"
@@ -123,6 +124,7 @@ class Predictor:
             raise UserError("--tta must be >= 1")
         self.model, self.config = load_run(self.run_dir, device=self.device)
         self._cam_model = None
+        self._cam_stems: set[str] = set()  # heatmap file names written: never overwrite one
         self.prep, self.notes = run_preprocessing(self.run_dir, self.config, work_dir, expand)
         if threshold is not None:
             if not 0.0 <= threshold <= 1.0:
@@ -191,7 +193,8 @@ class Predictor:
             "threshold": self.threshold,
             "threshold_source": self.threshold_source,
             "decision": decision,
-            "notes": list(self.notes),
+            "notes": self.notes
+            + short_video_note(str(video_path), plans[0]["n_frames"], self.prep),
         }
         if cam or cam_dir is not None:
             self._add_cams(result, x, video_path, cam_dir)
@@ -201,21 +204,26 @@ class Predictor:
         from thyrovid.explain import montage, overlay, write_avi, write_png
 
         clips = x if x.ndim == 4 else x[:, None]
-        seen: set[str] = set()
-        for i, (plan, clip, res) in enumerate(zip(result["clips"], clips, self.cams(x))):
+        for plan, clip, res in zip(result["clips"], clips, self.cams(x)):
             cam3 = res.cam if res.cam.ndim == 3 else res.cam[None]
             plan["montage"] = montage(clip, cam3)  # (2S, nS, 3) uint8 RGB, not JSON
             if cam_dir is not None:
                 out = Path(cam_dir)
                 out.mkdir(parents=True, exist_ok=True)
-                stem = f"{Path(video_path).stem}_f{plan['frame']:05d}"
-                stem = stem if stem not in seen else f"{stem}_{i}"  # same key frame twice
-                seen.add(stem)
+                stem = self._cam_stem(f"{Path(video_path).stem}_f{plan['frame']:05d}")
                 write_png(out / f"{stem}.png", plan["montage"])
                 plan["cam_png"] = str(out / f"{stem}.png")
                 if clip.shape[0] > 1:
                     write_avi(out / f"{stem}.avi", overlay(clip, cam3))
                     plan["cam_avi"] = str(out / f"{stem}.avi")
+
+    def _cam_stem(self, stem: str) -> str:
+        """`stem`, or `stem`_2, _3, ... when a clip (same key frame, same video name) has it."""
+        name, k = stem, 2
+        while name in self._cam_stems:
+            name, k = f"{stem}_{k}", k + 1
+        self._cam_stems.add(name)
+        return name
 
 
 def _vote_table(plans: list[dict]):

@@ -148,12 +148,26 @@ def plan_clip(video_name: str, info, frame: int, box: Box, prep: Preprocessing) 
     roi = expand_box(box, prep.expand, _bounds(info))
     if roi is None:
         raise UserError(f"{video_name}: box {list(box)} is outside the imaging region")
-    first, n_real, pad = clip_window(frame, info.n_frames, prep.frames)
-    indices = window_indices(first, n_real, pad, prep.frames) if prep.dims == 3 else [frame]
+    if prep.dims == 3:
+        first, n_real, pad = clip_window(frame, info.n_frames, prep.frames)
+        indices = window_indices(first, n_real, pad, prep.frames)
+    else:  # a 2D run sees the key frame alone
+        first, n_real, pad, indices = frame, 1, 0, [frame]
     return {
         "frame": frame, "box": [float(v) for v in box], "roi": [int(v) for v in roi],
         "first_frame": first, "n_frames": n_real, "pad_before": pad, "indices": indices,
     }  # fmt: skip
+
+
+def short_video_note(video_name: str, n_frames: int, prep: Preprocessing) -> list[str]:
+    """One line when a 3D run's clip of this video is padded (as extract warns), else none."""
+    if prep.dims != 3 or n_frames >= prep.frames:
+        return []
+    what = "is a single frame (a still image)" if n_frames == 1 else f"has {n_frames} frames"
+    return [
+        f"{video_name} {what}, fewer than the {prep.frames} of a clip: its clip(s) repeat its "
+        "first and last frames"
+    ]
 
 
 def cut_clips(video_path, pairs: Sequence[tuple[int, Box]], prep: Preprocessing):
