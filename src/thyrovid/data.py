@@ -110,25 +110,42 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self._paths)
 
-    def drop_unreadable(self) -> list[str]:
+    def drop_unreadable(self, shape: tuple[int, ...] | None = None) -> list[str]:
         """Drop clips whose file is missing or not a uint8 array of the expected rank.
 
-        Reads only each .npy header (memory-mapped). Returns one line per dropped clip.
+        With `shape` ((T, H, W) or (H, W)), also drop arrays of another shape. Reads only each
+        .npy header (memory-mapped). Returns one line per dropped clip.
         """
-        want, problems, keep = (3 if self.dims == 3 else 2), [], []
+        problems, keep = [], []
         for i, path in enumerate(self._paths):
-            try:
-                arr = np.load(path, mmap_mode="r") if path else None
-                ok = arr is not None and arr.ndim == want and arr.dtype == np.uint8
-                why = "" if ok else f"expected a uint8 array with {want} axes"
-            except (OSError, ValueError) as exc:
-                ok, why = False, str(exc).splitlines()[0]
-            if not ok:
+            why = self._file_problem(path, shape)
+            if why:
                 problems.append(f"skipped clip {self._ids[i]}: {path or 'no ' + self._col}: {why}")
-            keep.append(ok)
+            keep.append(not why)
         if problems:
             self.__init_from(self.clips[np.array(keep, dtype=bool)])
         return problems
+
+    def _file_problem(self, path: str, shape: tuple[int, ...] | None) -> str:
+        """Why the array at `path` cannot be an item ("" when it can)."""
+        want = 3 if self.dims == 3 else 2
+        try:
+            arr = np.load(path, mmap_mode="r") if path else None
+        except (OSError, ValueError) as exc:
+            text = str(exc).splitlines()[0]
+            return "not a NumPy .npy file" if "pickled" in text else text
+        if arr is None or arr.ndim != want or arr.dtype != np.uint8:
+            return f"expected a uint8 array with {want} axes"
+        if shape is not None and tuple(arr.shape) != tuple(shape):
+            return f"shape {_dims_text(arr.shape)}, expected {_dims_text(shape)}"
+        return ""
+
+    def file_shapes(self) -> dict[tuple[int, ...], list[str]]:
+        """Array shape -> ids of the clips of that shape (from the .npy headers)."""
+        out: dict[tuple[int, ...], list[str]] = {}
+        for path, clip_id in zip(self._paths, self._ids):
+            out.setdefault(tuple(np.load(path, mmap_mode="r").shape), []).append(clip_id)
+        return out
 
     def __init_from(self, clips: pd.DataFrame) -> None:
         self.clips = clips.reset_index(drop=True)
@@ -167,6 +184,10 @@ class ClipDataset(Dataset):
             "clip_id": self._ids[index],
             "index": index,
         }
+
+
+def _dims_text(shape) -> str:
+    return "x".join(str(n) for n in shape)
 
 
 class BalancedSampler(Sampler[int]):

@@ -32,7 +32,7 @@ from torch import nn
 
 from thyrovid import distributed as dist
 from thyrovid.config import TrainConfig, load_config, parse_overrides, read_yaml, save_config
-from thyrovid.data import ClipDataset
+from thyrovid.data import ClipDataset, read_clips
 from thyrovid.engine import (
     Engine,
     autocast_dtype,
@@ -83,6 +83,11 @@ def load_run(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
 
     run_dir = Path(run_dir)
     weights = run_dir / "model.safetensors"
+    if not weights.is_file() and (run_dir / "config.yaml").is_file():
+        raise UserError(
+            f"{weights}: not found; the run stopped before its first epoch ended: "
+            f"continue it with `thyrovid train WORK --out {run_dir} --resume`"
+        )
     if not weights.is_file():
         raise UserError(f"{weights}: not found; is {run_dir} a finished `thyrovid train` run?")
     values = read_yaml(run_dir / "config.yaml")
@@ -166,9 +171,13 @@ def _tensorboard(config: TrainConfig, out: Path):
 # ---------------------------------------------------------------- the run
 
 
-def _open_run(out: Path, config: TrainConfig, resume: bool) -> tuple[str | None, dict | None]:
+def _open_run(
+    out: Path, config: TrainConfig, resume: bool, train_ds: ClipDataset
+) -> tuple[str | None, dict | None]:
     """(problem message or None, resume state or None) for the run folder `out`."""
     if not (out / "config.yaml").is_file():
+        if resume:
+            print(f"note: {out} holds no run yet; starting a new one", file=sys.stderr)
         return None, None
     if not resume:
         return f"{out}: already holds a run; pass --resume or choose a new --out", None
@@ -176,8 +185,16 @@ def _open_run(out: Path, config: TrainConfig, resume: bool) -> tuple[str | None,
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
     if changed:
         return f"{out}: --resume with different {', '.join(changed)}; use a new --out", None
+    meta = saved.get("meta") or {}
+    data = {"input_shape": list(train_ds.shape()), "clips_train": len(train_ds)}
+    moved = [f"{k} {meta[k]} -> {v}" for k, v in data.items() if k in meta and meta[k] != v]
+    if moved:
+        return f"{out}: --resume on other training data ({', '.join(moved)}); use a new --out", None
     path = out / "state" / "last.pt"
-    return None, torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+    if not path.is_file():
+        print(f"note: {path}: not found (stopped in epoch 1); starting again", file=sys.stderr)
+        return None, None
+    return None, torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _load_datasets(work_dir, config: TrainConfig):
@@ -192,16 +209,65 @@ def _load_datasets(work_dir, config: TrainConfig):
             print(
                 f"skipped {len(skipped)} unreadable clip(s); see the lines above", file=sys.stderr
             )
+    csv_path = Path(work_dir) / "clips.csv"
     if not len(train_ds):
-        raise UserError(f"{work_dir}/clips.csv: no clips in split {config.train_split!r}")
+        have = ", ".join(sorted(set(read_clips(work_dir)["split"]))) or "none"
+        raise UserError(f"{csv_path}: no clips in split {config.train_split!r} (splits: {have})")
+    _check_both_classes(train_ds, csv_path, config.train_split)
+    _check_one_shape(train_ds, val_ds, csv_path)
     if config.dims == 3 and config.input_frames is None:
         config = config.replace(input_frames=train_ds.shape()[1])
     return train_ds, val_ds, config
 
 
-def _write_config(out: Path, config: TrainConfig, work_dir, train_ds, world_size: int) -> None:
+def _check_both_classes(train_ds: ClipDataset, csv_path: Path, split: str) -> None:
+    """A training split of one class would train a constant: refuse it."""
+    n_pos = int(train_ds.labels.sum())
+    n_neg = len(train_ds) - n_pos
+    if min(n_pos, n_neg) == 0:
+        raise UserError(
+            f"{csv_path}: split {split!r} has {n_pos} malignant and {n_neg} benign clips; "
+            "training needs both classes: move patients of the missing class into it"
+        )
+
+
+def _check_one_shape(train_ds: ClipDataset, val_ds: ClipDataset, csv_path: Path) -> None:
+    """Clips of several shapes (e.g. two extract runs merged) cannot be batched: refuse."""
+    shapes: dict[tuple[int, ...], list[str]] = {}
+    for ds in (train_ds, val_ds):
+        for shape, ids in ds.file_shapes().items():
+            shapes.setdefault(shape, []).extend(ids)
+    if len(shapes) > 1:
+        parts = [f"{len(v)} of {'x'.join(map(str, k))} (e.g. {v[0]})" for k, v in shapes.items()]
+        raise UserError(
+            f"{csv_path}: clips of {len(shapes)} shapes ({'; '.join(parts)}); "
+            "re-extract them all with the same --frames and --size"
+        )
+
+
+def _selection(val_ds: ClipDataset, config: TrainConfig) -> str:
+    """What picks model.safetensors: val_auroc, val_loss (one class) or last (no validation)."""
+    labels = val_ds.clips["label"]
+    if config.val_level == "patient":
+        labels = val_ds.clips.groupby("patient_id")["label"].max()
+    select_by = {2: "val_auroc", 1: "val_loss"}.get(labels.nunique(), "last")
+    why = {
+        "val_loss": f"split {config.val_split!r} has one class only ({config.val_level} level): "
+        "no AUROC; "
+        "model.safetensors is the epoch of lowest validation loss",
+        "last": f"no clips in split {config.val_split!r}; model.safetensors is the last epoch",
+    }
+    if select_by in why and dist.is_main():
+        print(f"note: {why[select_by]}", file=sys.stderr)
+    return select_by
+
+
+def _write_config(
+    out: Path, config: TrainConfig, work_dir, train_ds, world_size: int, select_by: str
+) -> None:
     (out / "state").mkdir(parents=True, exist_ok=True)
     meta = {
+        "selected_by": select_by,
         "input_shape": list(train_ds.shape()),
         "world_size": world_size,
         "clips_train": len(train_ds),
@@ -283,15 +349,16 @@ def train(
     train_ds, val_ds, config = _load_datasets(work_dir, config)
 
     # Rank 0 owns the run folder (other nodes may not see it): it checks and reads, then shares.
-    problem, state = _open_run(out, config, resume) if dist.is_main() else (None, None)
+    problem, state = _open_run(out, config, resume, train_ds) if dist.is_main() else (None, None)
     problem, state = dist.broadcast_object((problem, state))
     if problem:
         raise UserError(problem)
     net = build_network(config)  # before writing anything: it checks the architecture options
     if config.init_from and state is None:
         initialise_from_run(net, config)
+    select_by = _selection(val_ds, config)
     if dist.is_main():
-        _write_config(out, config, work_dir, train_ds, world_size)
+        _write_config(out, config, work_dir, train_ds, world_size, select_by)
     if world_size > 1:
         net = dist.convert_batchnorm(net, device)
     engine, optimizer, scheduler = _build_engine(config, net, device, train_ds.labels)
@@ -299,8 +366,6 @@ def train(
         train_ds, val_ds, config, rank, world_size, device
     )
 
-    n_classes = val_ds.clips["label"].nunique() if len(val_ds) else 0
-    select_by = {2: "val_auroc", 1: "val_loss"}.get(n_classes, "last")
     start, best, bad_evals = 0, -math.inf, 0
     if state is not None:
         start, best, bad_evals = _restore(state, net, optimizer, scheduler, engine)
@@ -319,7 +384,8 @@ def train(
         if evaluate_now and select_by != "last":
             preds = engine.predict(val_loader)
             row["val_loss"] = float(np.mean([loss for _, loss in preds.values()]))
-            row["val_auroc"] = validation_auroc(val_ds.clips, preds, config.val_level)
+            if select_by == "val_auroc":
+                row["val_auroc"] = validation_auroc(val_ds.clips, preds, config.val_level)
             metric = row["val_auroc"] if select_by == "val_auroc" else -row["val_loss"]
             improved = metric > best
             best, bad_evals = (metric, 0) if improved else (best, bad_evals + 1)

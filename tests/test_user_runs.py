@@ -1,0 +1,147 @@
+"""A clinician's own cohort is not the phantom: train/evaluate on odd shapes of data and options.
+
+Each test builds a tiny work folder (6 patients, 8x32x32 clips), bends it the way a real
+cohort or a hand-edited clips.csv does, and checks what the user sees.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from test_data import make_work_dir
+from thyrovid.config import TrainConfig
+from thyrovid.errors import UserError
+from thyrovid.train import load_run, train
+
+TINY = dict(
+    arch="densenet121",
+    dims=3,
+    width=0.125,
+    temporal_strides=(1, 1, 1, 2, 2),
+    batch_size=4,
+    num_workers=0,
+    tensorboard=False,
+    device="cpu",
+    epochs=1,
+    max_train_batches=1,
+    augment=False,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def work_dir(tmp_path, edit=None, name="work"):
+    """A 6-patient work folder (P000..P003 train, P004..P005 val), clips.csv edited by `edit`."""
+    work = make_work_dir(tmp_path / name, n_patients=6, frames=8, size=32)
+    if edit is not None:
+        clips = pd.read_csv(work / "clips.csv", dtype=str, keep_default_na=False)
+        edit(clips).to_csv(work / "clips.csv", index=False)
+    return work
+
+
+def _set(**values):
+    def edit(clips):
+        for column, value in values.items():
+            clips[column] = value
+        return clips
+
+    return edit
+
+
+# ---------------------------------------------------------------- train: the data
+
+
+def test_train_refuses_a_training_split_of_one_class(tmp_path):
+    work = work_dir(tmp_path, lambda c: c[~((c.split == "train") & (c.label == "0"))])
+    with pytest.raises(UserError, match=r"clips.csv: split 'train' has 4 malignant and 0 benign"):
+        train(work, tmp_path / "run", TrainConfig(**TINY))
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_names_the_splits_there_are_when_train_is_missing(tmp_path):
+    work = work_dir(tmp_path, _set(split="test"))
+    with pytest.raises(UserError, match=r"no clips in split 'train' \(splits: test\)"):
+        train(work, tmp_path / "run", TrainConfig(**TINY))
+
+
+def test_without_validation_split_the_last_epoch_is_kept_and_said(tmp_path, capsys):
+    run = train(work_dir(tmp_path, _set(split="train")), tmp_path / "run", TrainConfig(**TINY))
+    assert "no clips in split 'val'; model.safetensors is the last epoch" in capsys.readouterr().err
+    assert yaml.safe_load((run / "config.yaml").read_text())["meta"]["selected_by"] == "last"
+    assert (run / "model.safetensors").is_file()
+
+
+def test_validation_of_one_class_selects_by_loss_says_so_and_logs_no_nan(tmp_path, capsys):
+    work = work_dir(tmp_path, lambda c: c[~((c.split == "val") & (c.label == "0"))])
+    run = train(work, tmp_path / "run", TrainConfig(**TINY))
+    err = capsys.readouterr().err
+    assert "split 'val' has one class only (clip level): no AUROC" in err
+    assert "NaN" not in err
+    assert yaml.safe_load((run / "config.yaml").read_text())["meta"]["selected_by"] == "val_loss"
+    log = pd.read_csv(run / "log.csv")
+    assert log["val_auroc"].isna().all() and log["val_loss"].notna().all()
+
+
+def test_patient_level_validation_of_one_class_still_keeps_a_checkpoint(tmp_path, capsys):
+    # one validation patient with a benign and a malignant nodule: clip level has two classes,
+    # patient level one; the patient AUROC is undefined, so validation loss must select.
+    def edit(clips):
+        clips = clips[clips.patient_id != "P005"].copy()
+        clips.loc[clips.clip_id == "P004_c1", "label"] = "1"
+        return clips
+
+    config = TrainConfig(**TINY, val_level="patient")
+    run = train(work_dir(tmp_path, edit), tmp_path / "run", config)
+    assert "(patient level)" in capsys.readouterr().err
+    assert (run / "model.safetensors").is_file()
+
+
+def test_missing_and_corrupt_clips_are_skipped_with_one_line_each(tmp_path, capsys):
+    work = work_dir(tmp_path)
+    (work / "clips" / "P000_c0.npy").unlink()
+    (work / "clips" / "P001_c0.npy").write_bytes(b"not a clip")
+    run = train(work, tmp_path / "run", TrainConfig(**TINY))
+    err = capsys.readouterr().err
+    assert "skipped clip P000_c0:" in err
+    assert "skipped clip P001_c0:" in err and "not a NumPy .npy file" in err
+    assert "skipped 2 unreadable clip(s)" in err
+    assert yaml.safe_load((run / "config.yaml").read_text())["meta"]["clips_train"] == 6
+
+
+def test_clips_of_two_shapes_are_refused_with_the_shapes_named(tmp_path):
+    work = work_dir(tmp_path)
+    np.save(work / "clips" / "P001_c1.npy", np.zeros((8, 48, 48), np.uint8))
+    with pytest.raises(UserError, match=r"clips of 2 shapes .*1 of 8x48x48 \(e.g. P001_c1\)"):
+        train(work, tmp_path / "run", TrainConfig(**TINY))
+
+
+# ---------------------------------------------------------------- train: the run folder
+
+
+def test_resume_refuses_other_training_data(tmp_path):
+    run = train(work_dir(tmp_path), tmp_path / "run", TrainConfig(**TINY))
+    fewer = work_dir(tmp_path, lambda c: c[c.patient_id != "P000"], name="other")
+    with pytest.raises(UserError, match=r"--resume on other training data \(clips_train 8 -> 6\)"):
+        train(fewer, run, TrainConfig(**{**TINY, "epochs": 2}), resume=True)
+
+
+def test_resume_without_a_run_says_it_starts_a_new_one(tmp_path, capsys):
+    train(work_dir(tmp_path), tmp_path / "run", TrainConfig(**TINY), resume=True)
+    assert "holds no run yet; starting a new one" in capsys.readouterr().err
+
+
+def test_a_run_killed_in_epoch_1_says_how_to_continue(tmp_path):
+    run = train(work_dir(tmp_path), tmp_path / "run", TrainConfig(**TINY))
+    (run / "model.safetensors").unlink()
+    with pytest.raises(UserError, match=r"stopped before its first epoch ended.*--resume"):
+        load_run(run)
