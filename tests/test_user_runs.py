@@ -145,3 +145,50 @@ def test_a_run_killed_in_epoch_1_says_how_to_continue(tmp_path):
     (run / "model.safetensors").unlink()
     with pytest.raises(UserError, match=r"stopped before its first epoch ended.*--resume"):
         load_run(run)
+
+
+# ---------------------------------------------------------------- train: options
+
+
+def _cli(capsys, *argv):
+    from thyrovid.cli import main
+
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err.strip()
+
+
+def test_config_typos_and_bad_values_name_the_place_and_the_fix(tmp_path, capsys):
+    typo, wrong = tmp_path / "typo.yaml", tmp_path / "wrong.yaml"
+    typo.write_text("lr: 0.001\nepoch: 3\n")
+    wrong.write_text("lr: fast\n")
+    code, err = _cli(capsys, "train", "W", "--out", tmp_path / "r", "--config", typo)
+    assert code == 2 and err.endswith("unknown training option(s) epoch (did you mean epochs?)")
+    _, err = _cli(capsys, "train", "W", "--out", tmp_path / "r", "--config", wrong)
+    assert err.endswith("wrong.yaml: lr='fast' is not a valid float")
+    # a bad --set value is blamed on --set, not on the (valid) YAML file given with it
+    good = tmp_path / "good.yaml"
+    good.write_text("lr: 0.001\n")
+    _, err = _cli(capsys, "train", "W", "--out", "r", "--config", good, "--set", "seed=x")
+    assert err == "thyrovid train: error: --set: seed='x' is not a valid int"
+    _, err = _cli(capsys, "train", "W", "--out", "r", "--set", "max_train_batches=0")
+    assert err.endswith("max_train_batches must be >= 1 or None")
+
+
+def test_misspelled_arch_gets_a_suggestion(tmp_path, capsys):
+    work = work_dir(tmp_path)
+    for typo, meant in (("ResNet-50", "resnet50"), ("densenet", "densenet121")):
+        code, err = _cli(capsys, "train", work, "--out", tmp_path / "r", "--arch", typo,
+                         "--device", "cpu", "--set", "tensorboard=false")  # fmt: skip
+        assert code == 2 and f"unknown model {typo!r}; did you mean {meant}? known models" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_bad_or_absent_device_is_one_line(tmp_path, capsys):
+    work = work_dir(tmp_path)
+    code, err = _cli(capsys, "train", work, "--out", tmp_path / "r", "--device", "gpu")
+    assert code == 2 and err.endswith(
+        "--device 'gpu': unknown device; use auto, cpu, cuda or cuda:N"
+    )
+    if not torch.cuda.is_available():
+        code, err = _cli(capsys, "train", work, "--out", tmp_path / "r", "--device", "cuda")
+        assert code == 2 and err.endswith("no CUDA GPU is visible; use --device cpu or auto")

@@ -10,6 +10,7 @@ resolved, as `config.yaml` in the run folder together with the git commit of the
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -121,6 +122,10 @@ class TrainConfig:
             (self.val_level in ("clip", "patient"), "val_level must be clip or patient"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1 or None"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
+            (
+                self.max_train_batches is None or self.max_train_batches >= 1,
+                "max_train_batches must be >= 1 or None",
+            ),
             (self.num_workers >= 0, "num_workers must be >= 0"),
             (len(self.aug_scale) == 2 and 0 < self.aug_scale[0] <= self.aug_scale[1], "aug_scale"),
         ]
@@ -136,16 +141,24 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> TrainConfig:
         """Build from a mapping; unknown keys are a UserError, lists become tuples."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise UserError(f"{source}: unknown training option(s) {', '.join(unknown)}")
-        kwargs = {k: _coerce(known[k], v, source) for k, v in values.items()}
-        return cls(**kwargs)
+        return cls(**coerce_values(values, source))
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated like the original)."""
         return dataclasses.replace(self, **changes)
+
+
+def coerce_values(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Check option names (suggesting the closest for a typo) and convert values to their types."""
+    known = {f.name: f for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        names = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            names.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        raise UserError(f"{source}: unknown training option(s) {', '.join(names)}")
+    return {k: _coerce(known[k], v, source) for k, v in values.items()}
 
 
 def _coerce(field: dataclasses.Field, value: Any, source: str) -> Any:
@@ -203,10 +216,11 @@ def load_config(
     """
     values: dict[str, Any] = {}
     if path is not None:
-        values.update(read_yaml(path))
-        values.pop("meta", None)
-    values.update(overrides or {})
-    return TrainConfig.from_dict(values, source=str(path) if path else "config")
+        from_file = read_yaml(path)
+        from_file.pop("meta", None)
+        values.update(coerce_values(from_file, str(path)))
+    values.update(coerce_values(overrides or {}, "--set"))
+    return TrainConfig(**values)
 
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:

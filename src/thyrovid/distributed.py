@@ -18,12 +18,29 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from thyrovid.errors import UserError
+
 
 def resolve_device(device: str = "auto") -> str:
     """ "auto" -> "cuda" when a GPU is available, else "cpu"; anything else unchanged."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def _checked_device(name: str) -> torch.device:
+    """torch.device of a --device value; a UserError for a typo or a GPU that is not there."""
+    try:
+        dev = torch.device(resolve_device(name))
+    except (RuntimeError, TypeError):
+        raise UserError(
+            f"--device {name!r}: unknown device; use auto, cpu, cuda or cuda:N"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA GPU is visible; use --device cpu or auto")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible")
+    return dev
 
 
 def setup(device: str = "auto") -> tuple[int, int, torch.device]:
@@ -39,7 +56,7 @@ def setup(device: str = "auto") -> tuple[int, int, torch.device]:
     rank = int(os.environ.get("RANK", 0))
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    dev = torch.device(resolve_device(device))
+    dev = _checked_device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank if world_size > 1 else torch.cuda.current_device())
     if dev.type == "cuda":

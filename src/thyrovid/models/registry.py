@@ -6,7 +6,9 @@ An architecture module registers a builder ``fn(cfg: NetConfig) -> StagedNet`` w
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import re
 from collections.abc import Callable, Sequence
 
 from torch import nn
@@ -40,6 +42,17 @@ def list_models() -> list[str]:
     _load_builtin()
     rank = {name: i for i, name in enumerate(PAPER_ORDER)}
     return sorted(_REGISTRY, key=lambda name: rank.get(name, len(rank)))
+
+
+def _closest(name: str, models: Sequence[str]) -> str | None:
+    """The registered name a typo most likely meant ("ResNet-50" -> resnet50), or None."""
+
+    def key(text: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", str(text).lower())
+
+    keys = {key(m): m for m in models}
+    close = difflib.get_close_matches(key(name), keys, n=1, cutoff=0.6)
+    return keys[close[0]] if close else None
 
 
 def _check_strides(temporal_strides: Sequence[int]) -> tuple[int, ...]:
@@ -86,7 +99,9 @@ def build_model(
     """
     models = list_models()
     if name not in _REGISTRY:
-        raise UserError(f"unknown model {name!r}; known models: {', '.join(models)}")
+        hint = _closest(name, models)
+        hint = f"did you mean {hint}? " if hint else ""
+        raise UserError(f"unknown model {name!r}; {hint}known models: {', '.join(models)}")
     if dims not in (2, 3):
         raise UserError(f"dims must be 2 or 3, got {dims!r}")
     if in_channels < 1 or num_classes < 1 or width <= 0 or not 0 <= dropout < 1:
