@@ -103,3 +103,40 @@ def test_cam_files_of_two_videos_with_one_name_do_not_overwrite(tiny, tmp_path, 
     assert main([*command, "--cam", str(cam)]) == 0
     pngs = [c["cam_png"] for r in json.loads(capsys.readouterr().out) for c in r["clips"]]
     assert len(set(pngs)) == 2 and all(Path(p).is_file() for p in pngs)
+
+
+@pytest.fixture(scope="module")
+def run2d(tiny, tmp_path_factory):
+    from test_infer import TINY
+    from thyrovid.config import TrainConfig
+    from thyrovid.train import train
+
+    return train(
+        tiny["work"], tmp_path_factory.mktemp("run2d") / "run", TrainConfig(**{**TINY, "dims": 2})
+    )
+
+
+def test_2d_run_reports_the_key_frame_it_saw_and_exports(tiny, run2d, tmp_path, capsys):
+    row, args = _row_args(tiny)
+    assert main(["predict", str(run2d), *args, "--json"]) == 0
+    clip = json.loads(capsys.readouterr().out)["clips"][0]
+    assert (clip["first_frame"], clip["n_frames"], clip["pad_before"]) == (row.key_frame, 1, 0)
+
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "m2d.onnx"
+    assert main(["export", str(run2d), "--out", str(out), "--check"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["input_shape"] == ["batch", 1, 64, 64]
+    assert summary["check"]["max_abs_diff_prob"] < 1e-4
+
+
+def test_export_to_a_folder_or_a_bad_opset_is_one_line(tiny, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    assert main(["export", str(tiny["run"]), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in _one_error_line(capsys, "export")
+    assert (
+        main(["export", str(tiny["run"]), "--out", str(tmp_path / "m.onnx"), "--opset", "5"]) == 2
+    )
+    assert "--opset 5" in _one_error_line(capsys, "export")
+    assert not list(tmp_path.iterdir())  # nothing half-written

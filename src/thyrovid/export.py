@@ -31,6 +31,7 @@ from thyrovid.errors import UserError
 
 HELP = "export a trained run to ONNX for deployment"
 INSTALL = "pip install thyrovid[onnx]  (onnx, onnxruntime)"
+DEFAULT_OPSET = 17
 
 
 def _require(module: str, why: str, install: str = INSTALL):
@@ -116,7 +117,7 @@ def check_onnx(path: str | os.PathLike, wrapped, shape: tuple[int, ...], seed: i
 def export_onnx(
     run_dir: str | os.PathLike,
     out: str | os.PathLike,
-    opset: int = 17,
+    opset: int = DEFAULT_OPSET,
     check: bool = False,
     exporter: str = "legacy",
     work_dir: str | os.PathLike | None = None,
@@ -142,6 +143,8 @@ def export_onnx(
 
     if exporter not in ("legacy", "dynamo"):
         raise UserError(f"--exporter must be legacy or dynamo, got {exporter!r}")
+    if Path(out).is_dir():
+        raise UserError(f"--out {out}: is a folder; give the file to write, e.g. {out}/model.onnx")
     onnx = _require("onnx", "thyrovid export")
     model, config = load_run(run_dir, device="cpu")
     prep, notes = run_preprocessing(run_dir, config, work_dir)
@@ -151,8 +154,15 @@ def export_onnx(
     example = torch.zeros((2, *shape), dtype=torch.float32)
     out = Path(out)
     with atomic_path(out) as tmp:
-        _export(wrapped, example, tmp, opset, exporter)
-        onnx.checker.check_model(str(tmp))
+        try:
+            _export(wrapped, example, tmp, opset, exporter)
+            onnx.checker.check_model(str(tmp))
+        except (RuntimeError, onnx.checker.ValidationError) as exc:
+            if opset == DEFAULT_OPSET:
+                raise
+            why = (str(exc).strip().splitlines() or ["failed"])[0][:120]
+            raise UserError(f"--opset {opset}: no valid ONNX graph ({why}); try the default "
+                            f"{DEFAULT_OPSET}") from None  # fmt: skip
         _readable(tmp)
     threshold, source = run_threshold(run_dir)
     sidecar = {
@@ -179,7 +189,7 @@ def add_arguments(parser) -> None:
     """The `thyrovid export` arguments."""
     parser.add_argument("run", help="run folder written by `thyrovid train`")
     parser.add_argument("--out", required=True, help="ONNX file to write, e.g. model.onnx")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default 17)")
     parser.add_argument("--check", action="store_true", help="compare onnxruntime with PyTorch")
     parser.add_argument(
         "--atol",
