@@ -192,3 +192,70 @@ def test_a_bad_or_absent_device_is_one_line(tmp_path, capsys):
     if not torch.cuda.is_available():
         code, err = _cli(capsys, "train", work, "--out", tmp_path / "r", "--device", "cuda")
         assert code == 2 and err.endswith("no CUDA GPU is visible; use --device cpu or auto")
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(work folder, run folder) of one tiny 3D run: P000..P003 train, P004..P005 val."""
+    root = tmp_path_factory.mktemp("trained")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        work = work_dir(root)
+        return work, train(work, root / "run", TrainConfig(**TINY))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_evaluate_skips_unreadable_and_misshapen_clips_with_one_line_each(
+    trained, tmp_path, capsys
+):
+    from thyrovid.evaluate import evaluate
+
+    work, run = trained
+    copy = work_dir(tmp_path)
+    (copy / "clips" / "P004_c0.npy").write_bytes(b"\x93NUMPY garbage")
+    np.save(copy / "clips" / "P005_c0.npy", np.zeros((8, 48, 48), np.uint8))
+    metrics = evaluate(run, ("val",), work_dir=copy)
+    err = capsys.readouterr().err
+    assert "skipped clip P004_c0:" in err
+    assert "skipped clip P005_c0:" in err and "shape 8x48x48, expected 8x32x32" in err
+    assert "2 clip(s) got no prediction; left out" in err
+    assert metrics["splits"]["val"]["clip"]["n"] == 2
+
+
+def test_evaluate_refuses_bad_options_before_predicting(trained, monkeypatch):
+    import thyrovid.predict
+    from thyrovid.evaluate import evaluate
+
+    work, run = trained
+    monkeypatch.setattr(thyrovid.predict, "predict_clips", lambda *a, **k: pytest.fail("ran"))
+    bad = [
+        (dict(threshold=1.5), r"--threshold must be in \[0, 1\], got 1.5"),
+        (dict(target_sensitivity=1.2), r"--target-sensitivity must be in \(0, 1\], got 1.2"),
+        (dict(target_sensitivity=0.0), r"--target-sensitivity must be in \(0, 1\]"),
+        (dict(batch_size=0), "--batch-size must be >= 1"),
+        (dict(tta=0), "--tta must be >= 1"),
+        (dict(splits=("tst",)), "has none of the splits tst; it has train, val: choose with"),
+    ]
+    for options, message in bad:
+        with pytest.raises(UserError, match=message):
+            evaluate(run, work_dir=work, **options)
+
+
+def test_evaluate_after_the_work_folder_moved_says_pass_work(trained, tmp_path, capsys):
+    import shutil
+
+    work, run = trained
+    moved_run = tmp_path / "run"
+    shutil.copytree(run, moved_run)
+    doc = yaml.safe_load((moved_run / "config.yaml").read_text())
+    doc["meta"]["work_dir"] = str(tmp_path / "gone")
+    (moved_run / "config.yaml").write_text(yaml.safe_dump(doc))
+    code, err = _cli(capsys, "evaluate", moved_run, "--device", "cpu")
+    assert code == 2 and err.endswith("has moved or gone: pass --work WORK")
+    code, _ = _cli(capsys, "evaluate", moved_run, "--device", "cpu", "--work", work)
+    assert code == 0

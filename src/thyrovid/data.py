@@ -131,6 +131,8 @@ class ClipDataset(Dataset):
         want = 3 if self.dims == 3 else 2
         try:
             arr = np.load(path, mmap_mode="r") if path else None
+        except FileNotFoundError:
+            return "file not found"
         except (OSError, ValueError) as exc:
             text = str(exc).splitlines()[0]
             return "not a NumPy .npy file" if "pickled" in text else text

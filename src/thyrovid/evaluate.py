@@ -247,12 +247,34 @@ def run_work_dir(run_dir: Path) -> Path:
     if not work:
         raise UserError(f"{cfg_path}: no work_dir recorded; pass --work WORK")
     work = Path(work)
-    return work if work.is_absolute() else (run_dir / work).resolve()
+    work = work if work.is_absolute() else (run_dir / work).resolve()
+    if not (work / "clips.csv").is_file():
+        raise UserError(
+            f"{work}/clips.csv: not found; the work folder recorded in {cfg_path} has moved "
+            "or gone: pass --work WORK"
+        )
+    return work
 
 
 def write_predictions(predictions: pd.DataFrame, path: Path) -> Path:
     """predictions.csv, atomically; probabilities with full float precision."""
     return write_text_atomic(path, predictions.to_csv(index=False, float_format="%.17g"))
+
+
+def check_options(threshold, target_sensitivity, ci: str, tta: int, batch_size: int) -> None:
+    """Refuse out-of-range options before any prediction is made (one line each)."""
+    if threshold is not None and target_sensitivity is not None:
+        raise UserError("give --threshold or --target-sensitivity, not both")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise UserError(f"--threshold must be in [0, 1], got {threshold}")
+    if target_sensitivity is not None and not 0.0 < target_sensitivity <= 1.0:
+        raise UserError(f"--target-sensitivity must be in (0, 1], got {target_sensitivity}")
+    if ci not in CI_METHODS:
+        raise UserError(f"--ci must be one of {', '.join(CI_METHODS)}, got {ci!r}")
+    if tta < 1:
+        raise UserError(f"--tta must be >= 1, got {tta}")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
 
 
 def evaluate(
@@ -290,21 +312,21 @@ def evaluate(
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir}: not a run folder (no config.yaml)")
-    if threshold is not None and target_sensitivity is not None:
-        raise UserError("give --threshold or --target-sensitivity, not both")
-    if ci not in CI_METHODS:
-        raise UserError(f"--ci must be one of {', '.join(CI_METHODS)}, got {ci!r}")
+    check_options(threshold, target_sensitivity, ci, tta, batch_size)
     work_dir = Path(work_dir) if work_dir is not None else run_work_dir(run_dir)
     clips = read_clips(work_dir)
     available = set(clips["split"].astype(str))
     wanted = [s for s in splits if s in available]
+    if not wanted:
+        raise UserError(
+            f"{work_dir}/clips.csv has none of the splits {', '.join(splits) or '(none)'}; "
+            f"it has {', '.join(sorted(available))}: choose with --splits"
+        )
     for s in splits:
         if s not in available and distributed.is_main():
             print(f"note: split {s!r} not in {work_dir}/clips.csv; skipped", file=sys.stderr)
     if "val" in available and "val" not in wanted:
         wanted = ["val", *wanted]
-    if not wanted:
-        raise UserError(f"{work_dir}/clips.csv has none of the splits {', '.join(splits)}")
 
     probs = predict_clips(run_dir, work_dir, wanted, device=device, batch_size=batch_size, tta=tta)
     chosen = clips[clips["split"].astype(str).isin(wanted)].copy()
@@ -359,8 +381,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from thyrovid import distributed
 
-    if args.tta < 1:
-        raise UserError("--tta must be >= 1")
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     main = True
     try:

@@ -160,6 +160,14 @@ def _dims(config) -> int:
     return int(getattr(config, "dims", 3))
 
 
+def _input_shape(run_dir: Path) -> tuple[int, ...] | None:
+    """The (T, H, W) / (H, W) of the clips a run was trained on (config.yaml meta), if known."""
+    from thyrovid.config import read_yaml
+
+    shape = (read_yaml(run_dir / "config.yaml").get("meta") or {}).get("input_shape")
+    return tuple(shape[1:]) if shape else None
+
+
 def predict_clips(
     run_dir: str | os.PathLike,
     work_dir: str | os.PathLike,
@@ -205,6 +213,10 @@ def predict_clips(
             )
         tta = 2
     dataset = ClipDataset(Path(work_dir), list(splits), dims=dims)
+    skipped = dataset.drop_unreadable(_input_shape(Path(run_dir)))
+    if distributed.is_main():
+        for line in skipped:
+            print(line, file=sys.stderr)
     if world > 1:
         dataset = Subset(dataset, list(range(rank, len(dataset), world)))
     loader = DataLoader(
