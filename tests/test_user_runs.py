@@ -259,3 +259,17 @@ def test_evaluate_after_the_work_folder_moved_says_pass_work(trained, tmp_path, 
     assert code == 2 and err.endswith("has moved or gone: pass --work WORK")
     code, _ = _cli(capsys, "evaluate", moved_run, "--device", "cpu", "--work", work)
     assert code == 0
+
+
+def test_help_names_every_option_a_user_needs(capsys):
+    from thyrovid.cli import main
+
+    for command, needed in (
+        ("train", ["balance", "pos_weight|sampler", "val_split", "max_train_batches",
+                   "selected_by", "lowest", "resnet50", "densenet121", "a new run if"]),
+        ("evaluate", ["[0, 1]", "(0, 1]", "Youden", "give it if moved", "metrics.json"]),
+    ):  # fmt: skip
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert all(word in text for word in needed), [w for w in needed if w not in text]

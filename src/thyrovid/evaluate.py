@@ -346,14 +346,23 @@ def evaluate(
 
 # --------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "writes RUN/predictions.csv (P(malignant) per clip, video, nodule, patient) and "
+        "RUN/metrics.json (per split and level, with 95% CIs); one threshold, chosen on "
+        "validation patients, is applied to every split."
+    )
     parser.add_argument("run", type=Path, help="run folder written by `thyrovid train`")
     parser.add_argument(
-        "--work", type=Path, default=None, help="work folder (default: from RUN/config.yaml)"
+        "--work",
+        type=Path,
+        default=None,
+        help="work folder (default: the one recorded in RUN/config.yaml; give it if moved)",
     )
     parser.add_argument(
         "--splits",
         default="val,test,external",
-        help="comma-separated splits (default: %(default)s)",
+        help="comma-separated splits to report (default: %(default)s); val is always "
+        "predicted when present, since it sets the threshold",
     )
     parser.add_argument(
         "--tta",
@@ -363,19 +372,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
-        "--threshold", type=float, default=None, help="fixed decision threshold on P(malignant)"
+        "--threshold",
+        type=float,
+        default=None,
+        help="fixed decision threshold on P(malignant), in [0, 1] (default: Youden index on "
+        "validation patients; 0.5 without a validation split of both classes)",
     )
     group.add_argument("--target-sensitivity", type=float, default=None,
-                       help="choose the threshold on validation patients to reach this sensitivity")  # fmt: skip
+                       help="instead, the highest threshold reaching this sensitivity, in (0, 1], "
+                       "on validation patients")  # fmt: skip
     parser.add_argument(
-        "--ci", choices=CI_METHODS, default="wilson", help="proportion CIs (paper: wald)"
+        "--ci",
+        choices=CI_METHODS,
+        default="wilson",
+        help="CIs of ACC/SEN/SPE/PPV/NPV (default: %(default)s; paper: wald); AUROC: DeLong",
     )
     parser.add_argument(
         "--device",
         default="auto",
         help="torch device: auto (CUDA when available), cpu, cuda, cuda:1 (default: %(default)s)",
     )
-    parser.add_argument("--batch-size", type=int, default=16, help="clips per forward pass")
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="clips per forward pass (default: 16)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,11 +18,13 @@ The epoch itself (training pass, validation pass, loaders, loss, schedule, AMP) 
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -31,7 +33,15 @@ import torch
 from torch import nn
 
 from thyrovid import distributed as dist
-from thyrovid.config import TrainConfig, load_config, parse_overrides, read_yaml, save_config
+from thyrovid.config import (
+    BALANCES,
+    SCHEDULES,
+    TrainConfig,
+    load_config,
+    parse_overrides,
+    read_yaml,
+    save_config,
+)
 from thyrovid.data import ClipDataset, read_clips
 from thyrovid.engine import (
     Engine,
@@ -425,11 +435,36 @@ def _round(v):
 # ---------------------------------------------------------------- command line
 
 
+def _epilog() -> str:
+    """The --help epilog: every option --set/--config take, and what keeps a checkpoint."""
+    defaults = TrainConfig().to_dict()
+    pairs = [f"{k}={'none' if v is None else v}".replace(" ", "") for k, v in defaults.items()]
+    options = textwrap.fill(" ".join(pairs), width=88, initial_indent="  ", subsequent_indent="  ")
+    return (
+        "options of --set KEY=VALUE and --config (defaults: the paper's recipe; each is\n"
+        "documented in thyrovid.config.TrainConfig):\n"
+        f"{options}\n"
+        f"  schedule: {'|'.join(SCHEDULES)}; balance (skewed prevalence): {'|'.join(BALANCES)};\n"
+        "  val_level: clip|patient\n\n"
+        "model.safetensors is the epoch of best validation AUROC (split val_split); of lowest\n"
+        "validation loss when that split holds one class; the last epoch when it holds no\n"
+        "clips (config.yaml meta.selected_by says which). The training split must hold both\n"
+        "classes. --resume continues the run in --out after a crash or with more --epochs\n"
+        f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change)."
+    )
+
+
 def add_arguments(parser) -> None:
+    from thyrovid.models.registry import PAPER_ORDER
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _epilog()
     parser.add_argument("work", help="work folder written by `thyrovid extract` (clips.csv)")
     parser.add_argument("--out", required=True, help="run folder to write (or resume)")
-    parser.add_argument("--arch", help="network (thyrovid.models.list_models()); default resnet50")
-    parser.add_argument("--dims", type=int, choices=(2, 3), help="3: clips, 2: key-frame images")
+    parser.add_argument("--arch", help=f"network: {', '.join(PAPER_ORDER)} (default resnet50)")
+    parser.add_argument(
+        "--dims", type=int, choices=(2, 3), help="3: clips (default), 2: key-frame images"
+    )
     parser.add_argument(
         "--config", help="YAML file of training options (a run's config.yaml works)"
     )
@@ -437,7 +472,11 @@ def add_arguments(parser) -> None:
         "--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
         help="override any option, e.g. --set schedule=cosine patience=10 aug_rotate=10",
     )  # fmt: skip
-    parser.add_argument("--resume", action="store_true", help="continue from state/last.pt")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from state/last.pt (a new run if there is none)",
+    )
     parser.add_argument("--epochs", type=int, help="epochs (paper: 100)")
     parser.add_argument("--batch-size", type=int, help="global batch size (paper: 16)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (paper: 1e-3)")
