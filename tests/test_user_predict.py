@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import cv2
@@ -140,3 +141,64 @@ def test_export_to_a_folder_or_a_bad_opset_is_one_line(tiny, tmp_path, capsys):
     )
     assert "--opset 5" in _one_error_line(capsys, "export")
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.fixture(scope="module")
+def client(tiny):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("multipart")
+    pytest.importorskip("httpx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from thyrovid.serve.app import create_app
+
+    return TestClient(create_app(tiny["run"]), raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    ("upload", "form", "message"),
+    [
+        (("notes.txt", b"not a video at all"), {"frame": "2", "box": "10,10,30,30"}, "format"),
+        (("case.dcm", b""), {"frame": "2", "box": "10,10,30,30"}, "empty"),
+        ("video", {"frame": "2"}, "missing form field 'box'"),
+        ("video", {"box": "10,10,30,30"}, "missing form field 'frame'"),
+        (None, {"frame": "2", "box": "10,10,30,30"}, "missing form field 'file'"),
+        ("video", {"frame": "two", "box": "10,10,30,30"}, "form field 'frame': 'two'"),
+        ("video", {"frame": "2", "box": "0,0,5000,40"}, "outside the"),
+        ("video", {"frame": "2", "box": "10,10,30,30", "cam": "maybe"}, "form field 'cam'"),
+    ],
+)
+def test_serve_bad_request_is_400_with_one_line(tiny, client, upload, form, message):
+    if upload == "video":
+        upload = ("case.dcm", (tiny["phantom"] / tiny["clips"]["video"].iloc[0]).read_bytes())
+    answer = client.post("/predict", files={"file": upload} if upload else None, data=form)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert message in error and "\n" not in error
+
+
+def test_no_dicom_identifier_in_any_output(tiny, client, tmp_path, capsys):
+    import pydicom
+
+    row, args = _row_args(tiny)
+    ds = pydicom.dcmread(args[0])
+    secrets = {"PatientName": "DOEXQZ^JANEQVW", "PatientID": "MRN0042731",
+               "PatientBirthDate": "19700101", "InstitutionName": "SAINT NOWHERE",
+               "ReferringPhysicianName": "HOUSEQX^GREGORYQ", "AccessionNumber": "ACC7731XY"}  # fmt: skip
+    for key, value in secrets.items():
+        setattr(ds, key, value)
+    video = tmp_path / "case.dcm"
+    ds.save_as(video)
+    box = args[-1]
+    cam = tmp_path / "cam"
+    command = ["predict", str(tiny["run"]), str(video), "--frame", args[2], "--box", box]
+    assert main([*command, "--json", "--cam", str(cam)]) == 0
+    texts = [capsys.readouterr().out.encode()]
+    texts += [p.read_bytes() for p in cam.iterdir()]  # PNG metadata, AVI headers
+    form = {"frame": args[2], "box": box, "cam": "true"}
+    texts.append(
+        client.post("/predict", files={"file": ("x.dcm", video.read_bytes())}, data=form).content
+    )
+    words = [w.encode() for v in secrets.values() for w in v.split("^")]
+    assert len(texts) >= 4 and not [w for w in words for t in texts if w in t]

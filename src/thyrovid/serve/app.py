@@ -63,6 +63,26 @@ def _answer(result: dict) -> dict:
     return {**{k: result[k] for k in keep}, "clips": clips}
 
 
+FIELDS = {"file": "the video", "frame": "the 0-based key frame, an integer",
+          "box": "x0,y0,x1,y1 in pixels", "cam": "true or false"}  # fmt: skip
+
+
+def _form_problem(errors) -> str:
+    """FastAPI's validation errors as one line naming each form field and what it takes."""
+    parts = []
+    for err in errors:
+        loc = [str(v) for v in err.get("loc", ()) if v != "body"]
+        name = loc[0] if loc else "request"
+        what = FIELDS.get(name, "")
+        if err.get("type") == "missing":
+            parts.append(f"missing form field {name!r} ({what})" if what else f"missing {name}")
+        else:
+            got = repr(err.get("input"))
+            got = got if len(got) <= 40 else got[:37] + "..."
+            parts.append(f"form field {name!r}: {got} is not {what or 'valid'}")
+    return "; ".join(dict.fromkeys(parts))
+
+
 def _upload_path(upload, folder: str) -> Path:
     """Where an upload is saved: `folder`/upload plus its suffix when it is a known one."""
     suffix = Path(upload.filename or "").suffix.lower()
@@ -102,6 +122,7 @@ def create_app(
     """
     _require_fastapi()
     from fastapi import FastAPI, File, Form, UploadFile
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
 
     from thyrovid.infer import Predictor, parse_box
@@ -109,6 +130,10 @@ def create_app(
     predictor = Predictor(run_dir, device, work_dir=work_dir)
     lock = threading.Lock()  # one prediction at a time: Grad-CAM hooks the shared model
     app = FastAPI(title="thyrovid", description=__doc__.split("\n\n")[0])
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_form(request, exc: RequestValidationError):  # not FastAPI's 422 detail list
+        return JSONResponse({"error": _form_problem(exc.errors())}, 400)
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
