@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from test_data import make_work_dir
-from thyrovid.config import TrainConfig
+from thyrovid.config import TrainConfig, load_config
 from thyrovid.errors import UserError
 from thyrovid.train import load_run, train
 
@@ -273,3 +273,11 @@ def test_help_names_every_option_a_user_needs(capsys):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert all(word in text for word in needed), [w for w in needed if w not in text]
+
+
+def test_a_config_from_another_run_does_not_carry_its_clip_length(tmp_path, capsys):
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump({**TrainConfig(**TINY).to_dict(), "input_frames": 16}))
+    run = train(work_dir(tmp_path), tmp_path / "run", load_config(old))
+    assert "input_frames=16 replaced by 8" in capsys.readouterr().err
+    assert load_run(run)[1].input_frames == 8

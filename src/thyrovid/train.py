@@ -225,9 +225,18 @@ def _load_datasets(work_dir, config: TrainConfig):
         raise UserError(f"{csv_path}: no clips in split {config.train_split!r} (splits: {have})")
     _check_both_classes(train_ds, csv_path, config.train_split)
     _check_one_shape(train_ds, val_ds, csv_path)
-    if config.dims == 3 and config.input_frames is None:
-        config = config.replace(input_frames=train_ds.shape()[1])
-    return train_ds, val_ds, config
+    return train_ds, val_ds, _with_input_frames(config, train_ds)
+
+
+def _with_input_frames(config: TrainConfig, train_ds: ClipDataset) -> TrainConfig:
+    """input_frames from the clips (a --config from another run may carry a stale value)."""
+    frames = train_ds.shape()[1] if config.dims == 3 else None
+    if frames and config.input_frames not in (None, frames) and dist.is_main():
+        print(
+            f"note: input_frames={config.input_frames} replaced by {frames}, the clips' frames",
+            file=sys.stderr,
+        )
+    return config.replace(input_frames=frames)
 
 
 def _check_both_classes(train_ds: ClipDataset, csv_path: Path, split: str) -> None:
