@@ -202,3 +202,22 @@ def test_no_dicom_identifier_in_any_output(tiny, client, tmp_path, capsys):
     )
     words = [w.encode() for v in secrets.values() for w in v.split("^")]
     assert len(texts) >= 4 and not [w for w in words for t in texts if w in t]
+
+
+def test_report_on_a_run_without_metrics_and_to_a_folder(run2d, tmp_path, capsys):
+    out = tmp_path / "report.html"
+    assert main(["report", "--runs", str(run2d), "--out", str(out)]) == 0
+    assert "No metrics.json" in out.read_text() and not (run2d / "metrics.json").exists()
+    capsys.readouterr()
+    assert main(["report", "--runs", str(run2d), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in _one_error_line(capsys, "report")
+
+
+def test_unreadable_metrics_json_is_named_as_such(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny["run"], run)
+    (run / "metrics.json").write_text("{half a file")
+    _, args = _row_args(tiny)
+    assert main(["predict", str(run), *args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["decision"] is None and "not readable JSON" in result["threshold_source"]

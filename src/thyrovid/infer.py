@@ -56,7 +56,11 @@ def run_threshold(run_dir: str | os.PathLike) -> tuple[float | None, str]:
     if not path.is_file():
         return None, f"no threshold: {path} not found (run `thyrovid evaluate`, or --threshold)"
     try:
-        block = json.loads(path.read_text()).get("threshold") or {}
+        doc = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        return None, f"no threshold: {path} is not readable JSON ({exc}); rerun `thyrovid evaluate`"
+    try:
+        block = doc.get("threshold") or {}
         value = float(block["value"])
     except (ValueError, KeyError, TypeError, AttributeError):
         return None, f"no threshold: {path} has no threshold.value"

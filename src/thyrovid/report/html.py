@@ -291,6 +291,8 @@ def build_report(
         raise UserError("nothing to report: give --runs, --compare, --readers, --cam, --phantom "
                         "or --demo")  # fmt: skip
     out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; give the file to write, e.g. {out}/report.html")
     title = title or ("thyrovid demo report" if demo is not None else "thyrovid report")
     from thyrovid.report.sections import build_sections
 
