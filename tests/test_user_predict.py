@@ -221,3 +221,12 @@ def test_unreadable_metrics_json_is_named_as_such(tiny, tmp_path, capsys):
     assert main(["predict", str(run), *args, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["decision"] is None and "not readable JSON" in result["threshold_source"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"), [(["--split", "nosuch"], "it has: "), (["-n", "0"], "-n must be >= 1")]
+)
+def test_cam_names_the_splits_there_are_and_refuses_no_clips(tiny, capsys, extra, message):
+    assert main(["cam", str(tiny["run"]), "--split", "val", *extra]) == 2
+    line = _one_error_line(capsys, "cam")
+    assert message in line and ("val" in line or "-n" in message)

@@ -305,9 +305,15 @@ def explain_clips(
         rows = clips[clips["split"] == split].sort_values(
             ["label", "clip_id"], ascending=[False, True]
         )
+        if n < 1:
+            raise UserError(f"-n must be >= 1 (clips to explain), got {n}")
         rows = rows.head(n)
         if rows.empty:
-            raise UserError(f"no clips in split {split!r} of {work_dir / 'clips.csv'}")
+            have = ", ".join(sorted(clips["split"].astype(str).unique()))
+            raise UserError(
+                f"no clips in split {split!r} of {work_dir / 'clips.csv'}; it has: {have} "
+                "(pass --split)"
+            )
     out_dir = Path(out_dir or run_dir / "cam")
     out_dir.mkdir(parents=True, exist_ok=True)
     dims = int(config.dims)
