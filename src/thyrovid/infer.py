@@ -15,9 +15,11 @@ video P(malignant). The decision uses the run's threshold from RUN/metrics.json 
 `thyrovid evaluate` on the validation patients), or `--threshold`; without either there is
 no decision. Outputs never contain DICOM identifiers: only the path the user gave.
 
-Output: one line per video, or with `--json` the `predict_video` dict (a list of them when
-`--boxes` names several videos). A video that cannot be read is skipped with one line when
-there are several; with one video it is the error (exit 2).
+Output: one line per video, or with `--json` the `predict_video` dict (with `--boxes`, always
+a list of them). A boxes-file row that does not parse, or a video that cannot be read, is
+skipped with one line naming it, and the rest are predicted; the one video given on the command
+line is the error instead (exit 2). A 3D run's clip of a video shorter than the clip is padded,
+with a note.
 """
 
 from __future__ import annotations
