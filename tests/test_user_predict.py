@@ -49,10 +49,11 @@ def test_boxes_csv_as_a_spreadsheet_saves_it_bad_rows_skipped_by_number(tiny, tm
     folder = tmp_path / "sheet"
     folder.mkdir()
     lines = ["Video;Frame;X0;Y0;X1;Y1"]
-    for r in rows.itertuples():
+    for i, r in enumerate(rows.itertuples()):
         rel = f"../../{(tiny['phantom'] / r.video).relative_to(tmp_path.parent)}"
+        rel = rel.replace("/", "\\") if i == 0 else rel  # a path written on Windows
         lines.append(f"{rel};{r.key_frame};{r.x0:g},0;{r.y0:g};{r.x1:g};{r.y1:g}")
-    lines += ["missing.dcm;3;1;1;9;9", f"{rel};2,5;1;1;9;9", f"{rel};3;1;1;x;9"]
+    lines += ["sub\\missing.dcm;3;1;1;9;9", f"{rel};2,5;1;1;9;9", f"{rel};3;1;1;x;9"]
     (folder / "boxes.csv").write_text("\n".join(lines) + "\n")
 
     assert main(["predict", str(tiny["run"]), "--boxes", str(folder / "boxes.csv"), "--json"]) == 0
@@ -63,7 +64,8 @@ def test_boxes_csv_as_a_spreadsheet_saves_it_bad_rows_skipped_by_number(tiny, tm
     )
     skipped = [line for line in captured.err.splitlines() if line.startswith("skipped:")]
     assert len(skipped) == 3
-    assert "row 5: frame '2,5'" in skipped[0] and "row 6: x1 'x' is not a number" in skipped[1]
+    assert "row 4 (line 5): frame '2,5'" in skipped[0]
+    assert "row 5 (line 6): x1 'x' is not a number" in skipped[1]
     assert "missing.dcm" in skipped[2]
 
     # A boxes file naming one video still answers a list (its shape does not depend on the data).

@@ -227,7 +227,7 @@ def _parse_row(rec, found, extras, base: Path, row: int, source: str):
         return None, Problem(row, f"box {box} has x1 <= x0 or y1 <= y0", source)
     if min(out["x0"], out["y0"]) < 0:
         return None, Problem(row, "box starts outside the frame (negative coordinate)", source)
-    out["video_path"] = _resolve_video(out["video"], base)
+    out["video_path"] = resolve_video(out["video"], base)
     if not os.path.exists(out["video_path"]):
         return None, Problem(row, f"video {out['video']!r} not found", source)
     for col in extras:
@@ -235,12 +235,12 @@ def _parse_row(rec, found, extras, base: Path, row: int, source: str):
     return out, None
 
 
-def _resolve_video(video: str, base: Path) -> str:
+def resolve_video(video: str, base: Path) -> str:
     """The absolute path of `video` (relative to `base`); Windows backslashes work too."""
     path = Path(video)
     resolved = str(path if path.is_absolute() else (base / path).resolve())
     if "\\" in video and os.sep == "/" and not os.path.exists(resolved):
-        return _resolve_video(video.replace("\\", "/"), base)
+        return resolve_video(video.replace("\\", "/"), base)
     return resolved
 
 

@@ -304,6 +304,7 @@ def read_boxes_csv(
     Returns:
         ({video path (as resolved): [(frame, box), ...]} in file order, problem lines).
     """
+    from thyrovid.cohort import resolve_video
     from thyrovid.csv_input import normalise_column, read_table, to_number
 
     path = Path(path)
@@ -318,13 +319,13 @@ def read_boxes_csv(
     problems: list[str] = []
     want = str(Path(video).resolve()) if video else None
     for idx in df.index:  # the index keeps the file's row numbers (blank rows dropped)
-        vid = path.parent / df.at[idx, "video"]  # an absolute path stays absolute
-        if want and str(vid.resolve()) != want:
+        vid = Path(resolve_video(df.at[idx, "video"], path.parent))  # "sub\\v.dcm" too
+        if want and str(vid) != want:
             continue
         try:
             pair = _box_row(df.loc[idx], {c: numbers[c][idx] for c in numbers})
         except UserError as exc:
-            problems.append(f"{path}: row {idx + 2}: {exc}")
+            problems.append(f"{path}: row {idx + 1} (line {idx + 2}): {exc}")
             continue
         out.setdefault(str(vid), []).append(pair)
     if not out and not problems:
