@@ -281,3 +281,13 @@ def test_a_config_from_another_run_does_not_carry_its_clip_length(tmp_path, caps
     run = train(work_dir(tmp_path), tmp_path / "run", load_config(old))
     assert "input_frames=16 replaced by 8" in capsys.readouterr().err
     assert load_run(run)[1].input_frames == 8
+
+
+def test_a_last_training_batch_of_one_clip_is_dropped_not_a_batchnorm_crash(tmp_path):
+    # 5 training clips, batch 4: the last batch would hold one clip, and BatchNorm cannot
+    # normalise one value per channel (8x32x32 clips end in 1x1x1 maps).
+    work = work_dir(tmp_path, lambda c: c.drop(c.index[(c.split == "train")][:3]))
+    assert (pd.read_csv(work / "clips.csv").split == "train").sum() == 5
+    config = TrainConfig(**{**TINY, "max_train_batches": None, "temporal_strides": (2, 2, 2, 1, 1)})
+    run = train(work, tmp_path / "run", config)
+    assert len(pd.read_csv(run / "log.csv")) == 1

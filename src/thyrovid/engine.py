@@ -151,7 +151,11 @@ def build_loaders(train_ds, val_ds, config, rank, world_size, device):
         pin_memory=device.type == "cuda",
         persistent_workers=config.num_workers > 0,
     )
-    train_loader = DataLoader(train_ds, batch_size=local, sampler=sampler, **common)
+    # A last batch of one clip would break BatchNorm (one value per channel on a 1x1 map).
+    drop_last = len(sampler) > local and len(sampler) % local == 1
+    train_loader = DataLoader(
+        train_ds, batch_size=local, sampler=sampler, drop_last=drop_last, **common
+    )
     val_sampler = (
         DistributedSampler(val_ds, world_size, rank, shuffle=False) if len(val_ds) else None
     )
