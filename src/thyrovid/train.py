@@ -13,13 +13,13 @@ killed at any point and resumed with --resume ends with the weights of an uninte
 (CPU; CUDA kernels are not bitwise deterministic).
 
 The epoch itself (training pass, validation pass, loaders, loss, schedule, AMP) is
-`thyrovid.engine`; this module owns the run: network, run folder, resume and the CLI.
+`thyrovid.engine`; the files of the run folder are `thyrovid.runfolder`; this module owns
+the run: network, checks of the data, checkpoint selection, resume and the CLI.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from thyrovid import distributed as dist
+from thyrovid import runfolder
 from thyrovid.config import (
     BALANCES,
     SCHEDULES,
@@ -40,7 +41,6 @@ from thyrovid.config import (
     load_config,
     parse_overrides,
     read_yaml,
-    save_config,
 )
 from thyrovid.data import ClipDataset, read_clips
 from thyrovid.engine import (
@@ -56,9 +56,6 @@ from thyrovid.errors import UserError
 __all__ = ["HELP", "TrainConfig", "add_arguments", "load_run", "run", "train"]
 
 HELP = "train a 2D or 3D network on the extracted clips"
-LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_auroc", "lr", "clips_per_s", "seconds")
-# May differ between the first start and a --resume of the same run.
-RESUMABLE_CHANGES = {"device", "num_workers", "epochs", "patience", "tensorboard", "eval_every"}
 
 
 # ---------------------------------------------------------------- model and run folder
@@ -129,82 +126,7 @@ def initialise_from_run(net: nn.Module, config: TrainConfig) -> None:
         raise UserError(f"{config.init_from}: weights do not fit ({first[-1].strip()})") from None
 
 
-def _extract_params(work: Path) -> dict | None:
-    """WORK/extract.json (frames, size, box expansion) so a run says how its input was cut."""
-    try:
-        return json.loads((work / "extract.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _save_weights(model: nn.Module, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
-
-
-def _save_state(state: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def _read_log(path: Path, upto_epoch: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        return [r for r in csv.DictReader(f) if int(r["epoch"]) <= upto_epoch]
-
-
-def _write_log(rows: list[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _tensorboard(config: TrainConfig, out: Path):
-    if not (config.tensorboard and dist.is_main()):
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
-    return SummaryWriter(str(out / "tb"))
-
-
 # ---------------------------------------------------------------- the run
-
-
-def _open_run(
-    out: Path, config: TrainConfig, resume: bool, train_ds: ClipDataset
-) -> tuple[str | None, dict | None]:
-    """(problem message or None, resume state or None) for the run folder `out`."""
-    if not (out / "config.yaml").is_file():
-        if resume:
-            print(f"note: {out} holds no run yet; starting a new one", file=sys.stderr)
-        return None, None
-    if not resume:
-        return f"{out}: already holds a run; pass --resume or choose a new --out", None
-    saved, now = read_yaml(out / "config.yaml"), config.to_dict()
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
-    if changed:
-        return f"{out}: --resume with different {', '.join(changed)}; use a new --out", None
-    meta = saved.get("meta") or {}
-    data = {"input_shape": list(train_ds.shape()), "clips_train": len(train_ds)}
-    moved = [f"{k} {meta[k]} -> {v}" for k, v in data.items() if k in meta and meta[k] != v]
-    if moved:
-        return f"{out}: --resume on other training data ({', '.join(moved)}); use a new --out", None
-    path = out / "state" / "last.pt"
-    if not path.is_file():
-        print(f"note: {path}: not found (stopped in epoch 1); starting again", file=sys.stderr)
-        return None, None
-    return None, torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _load_datasets(work_dir, config: TrainConfig):
@@ -281,21 +203,6 @@ def _selection(val_ds: ClipDataset, config: TrainConfig) -> str:
     return select_by
 
 
-def _write_config(
-    out: Path, config: TrainConfig, work_dir, train_ds, world_size: int, select_by: str
-) -> None:
-    (out / "state").mkdir(parents=True, exist_ok=True)
-    meta = {
-        "selected_by": select_by,
-        "input_shape": list(train_ds.shape()),
-        "world_size": world_size,
-        "clips_train": len(train_ds),
-        "work_dir": str(Path(work_dir).resolve()),
-        "extract": _extract_params(Path(work_dir)),
-    }
-    save_config(config, out / "config.yaml", meta)
-
-
 def _restore(state: dict, net, optimizer, scheduler, engine: Engine) -> tuple[int, float, int]:
     """Load the resume state; (first epoch to run, best metric, evaluations without gain)."""
     net.load_state_dict(state["model"])
@@ -305,19 +212,6 @@ def _restore(state: dict, net, optimizer, scheduler, engine: Engine) -> tuple[in
     engine.scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng_cpu"])
     return state["epoch"] + 1, state["best_metric"], state["bad_evals"]
-
-
-def _resume_state(epoch: int, net, optimizer, scheduler, engine: Engine, best, bad_evals) -> dict:
-    return {
-        "epoch": epoch,
-        "model": net.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else {},
-        "scaler": engine.scaler.state_dict(),
-        "rng_cpu": torch.get_rng_state(),
-        "best_metric": best,
-        "bad_evals": bad_evals,
-    }
 
 
 def _log_scalars(writer, row: dict, step: int) -> None:
@@ -368,7 +262,9 @@ def train(
     train_ds, val_ds, config = _load_datasets(work_dir, config)
 
     # Rank 0 owns the run folder (other nodes may not see it): it checks and reads, then shares.
-    problem, state = _open_run(out, config, resume, train_ds) if dist.is_main() else (None, None)
+    problem, state = (
+        runfolder.open_run(out, config, resume, train_ds) if dist.is_main() else (None, None)
+    )
     problem, state = dist.broadcast_object((problem, state))
     if problem:
         raise UserError(problem)
@@ -377,7 +273,7 @@ def train(
         initialise_from_run(net, config)
     select_by = _selection(val_ds, config)
     if dist.is_main():
-        _write_config(out, config, work_dir, train_ds, world_size, select_by)
+        runfolder.write_config(out, config, work_dir, train_ds, world_size, select_by)
     if world_size > 1:
         net = dist.convert_batchnorm(net, device)
     engine, optimizer, scheduler = _build_engine(config, net, device, train_ds.labels)
@@ -388,8 +284,8 @@ def train(
     start, best, bad_evals = 0, -math.inf, 0
     if state is not None:
         start, best, bad_evals = _restore(state, net, optimizer, scheduler, engine)
-    log_rows = _read_log(out / "log.csv", start)  # rows are numbered from 1
-    writer = _tensorboard(config, out)
+    log_rows = runfolder.read_log(out / "log.csv", start)  # rows are numbered from 1
+    writer = runfolder.tensorboard_writer(config, out)
 
     for epoch in range(start, config.epochs):
         sampler.set_epoch(epoch)
@@ -416,11 +312,13 @@ def train(
         row["seconds"] = time.perf_counter() - t0
         if dist.is_main():
             if improved:
-                _save_weights(net, out / "model.safetensors")
+                runfolder.save_weights(net, out / "model.safetensors")
             log_rows.append(row)
-            _write_log(log_rows, out / "log.csv")
-            resume_state = _resume_state(epoch, net, optimizer, scheduler, engine, best, bad_evals)
-            _save_state(resume_state, out / "state" / "last.pt")
+            runfolder.write_log(log_rows, out / "log.csv")
+            resume_state = runfolder.resume_state(
+                epoch, net, optimizer, scheduler, engine.scaler, best, bad_evals
+            )
+            runfolder.save_state(resume_state, out / "state" / "last.pt")
             if writer is not None:
                 _log_scalars(writer, row, epoch + 1)
             print(json.dumps({k: _round(v) for k, v in row.items()}), file=sys.stderr)
@@ -459,7 +357,7 @@ def _epilog() -> str:
         "validation loss when that split holds one class; the last epoch when it holds no\n"
         "clips (config.yaml meta.selected_by says which). The training split must hold both\n"
         "classes. --resume continues the run in --out after a crash or with more --epochs\n"
-        f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change)."
+        f"(only {', '.join(sorted(runfolder.RESUMABLE_CHANGES))} may change)."
     )
 
 
