@@ -1,8 +1,8 @@
 """cohort.csv: the schema, reading, label normalisation and row validation.
 
-A cohort.csv has one row per labelled key frame (see ARCHITECTURE.md). Row numbers in every
-message are 1-based *data* rows: row 1 is the first row under the header, i.e. line 2 of the
-file; messages say both ("row 3 (line 4)").
+A cohort.csv has one row per labelled key frame (columns in README.md, 'Your own data'). Row
+numbers in every message are 1-based *data* rows: row 1 is the first row under the header, i.e.
+line 2 of the file; messages say both ("row 3 (line 4)").
 
 Labels: ``0``/``1`` (also written ``0.0``/``1.0``) or ``benign``/``malignant`` (case-insensitive,
 surrounding blanks ignored); 1 = malignant. Nothing else is accepted, so a typo is an error

@@ -13,12 +13,22 @@ become `GlobalBatchNorm`, which all-reduces the per-channel sums with the differ
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from thyrovid.errors import UserError
+
+# torch >= 2.5 deprecates the differentiable torch.distributed.nn.functional.all_reduce that
+# GlobalBatchNorm needs (the suggested replacement is a private module); the FutureWarning
+# would be printed twice by every rank of every CPU torchrun run, so it is hidden.
+warnings.filterwarnings(
+    "ignore",
+    message=r"torch\.distributed\.nn\.functional\.all_reduce is deprecated",
+    category=FutureWarning,
+)
 
 
 def resolve_device(device: str = "auto") -> str:

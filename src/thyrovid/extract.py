@@ -270,7 +270,7 @@ def extract(
     """Validate `cohort_csv` and write the clip cache and clips.csv into `out_dir`.
 
     Args:
-        cohort_csv: the cohort (contract in ARCHITECTURE.md).
+        cohort_csv: the cohort (columns in README.md, 'Your own data').
         out_dir: the work folder WORK (created).
         frames: clip length T (paper: 32).
         size: output height = width in pixels (paper: 224).
@@ -341,14 +341,15 @@ def _validate_and_plan(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Check rows against the video headers, plan the clips, assign splits; drop bad rows."""
     from thyrovid.cohort import check_against_videos
-    from thyrovid.splits import assign_splits, conflicts, patient_table
+    from thyrovid.splits import assign_splits, conflicts, patient_table, unknown_centers
 
     headers = _read_headers(cohort, work / "videos.json")
     check_against_videos(cohort, headers, strict=strict)
     plan, problems = plan_clips(cohort, headers, frames, size, expand)
     cohort.drop(problems, strict=strict)
     patients = patient_table(cohort.rows)
-    warnings = list(conflicts(patients, external_centers).values())
+    warnings = unknown_centers(patients, external_centers)
+    warnings += list(conflicts(patients, external_centers).values())
     if not plan.empty:
         plan = plan[plan["row"].isin(cohort.rows.index)].reset_index(drop=True)
         warnings += _short_video_warnings(plan, frames)
@@ -381,7 +382,9 @@ def _write_clips_csv(plan: pd.DataFrame, work: Path) -> None:
 
 def add_arguments(parser) -> None:
     """The `thyrovid extract` arguments."""
-    parser.add_argument("cohort", metavar="COHORT_CSV", help="cohort.csv (see ARCHITECTURE.md)")
+    parser.add_argument(
+        "cohort", metavar="COHORT_CSV", help="cohort.csv (columns: README.md, 'Your own data')"
+    )
     parser.add_argument("--out", required=True, metavar="WORK", help="work folder to write")
     parser.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
     parser.add_argument("--size", type=int, default=224, help="clip height/width (default 224)")

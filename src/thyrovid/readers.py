@@ -1,7 +1,7 @@
 """`thyrovid readers`: the reader study (the paper's Table 4 and Fig. 7) and its MRMC analysis.
 
 Input is readers.csv (reader, group, case, modality, truth, score, decision; see
-ARCHITECTURE.md): every reader reads every case in both modalities. Outputs:
+README.md): every reader reads every case in both modalities. Outputs:
 
 * Table 4: per reader and modality the AUROC with its DeLong CI and ACC/SEN/SPE/PPV/NPV/F1/kappa
   with CIs (from the decision column, or score >= --threshold), plus the model's row when a
@@ -256,7 +256,9 @@ def reader_study(
 
 def add_arguments(parser) -> None:
     parser.add_argument(
-        "readers_csv", metavar="READERS_CSV", help="readers.csv (see ARCHITECTURE.md)"
+        "readers_csv",
+        metavar="READERS_CSV",
+        help="readers.csv (columns: README.md, 'Your own data')",
     )
     parser.add_argument(
         "--model", metavar="RUN", help="run folder: adds the model's row and ROC curve"

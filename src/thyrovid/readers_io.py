@@ -1,6 +1,6 @@
 """Reader-study input: readers.csv and the model's predictions and threshold.
 
-readers.csv (reader, group, case, modality, truth, score, decision; see ARCHITECTURE.md) is
+readers.csv (reader, group, case, modality, truth, score, decision; see README.md) is
 checked for a fully crossed design: every reader reads every case in both modalities. The model's
 patient-level P(malignant) comes from RUN/predictions.csv, its threshold from RUN/metrics.json.
 """

@@ -113,3 +113,19 @@ def conflicts(patients: pd.DataFrame, external_centers: Iterable[str]) -> Mappin
                 f"{rec.split!r} in cohort.csv; the given split wins"
             )
     return out
+
+
+def unknown_centers(patients: pd.DataFrame, external_centers: Iterable[str]) -> list[str]:
+    """One message per name in `external_centers` that no row of cohort.csv has as its center.
+
+    A misspelt center would otherwise send no patient to "external" without a word.
+    """
+    present = sorted({str(c) for c in patients["center"]}) if len(patients) else []
+    out = []
+    for name in sorted({c.strip() for c in external_centers if c.strip()}):
+        if name not in present:
+            out.append(
+                f"--external-centers {name!r} is no center of cohort.csv (its centers: "
+                f"{', '.join(present) or 'none'}); no patient goes to 'external' for it"
+            )
+    return out
