@@ -59,3 +59,29 @@ def test_cpu_torchrun_prints_no_all_reduce_deprecation(tmp_path):
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "deprecated" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("level", "hint"),
+    [("patient", "--level nodule or video or clip)"), ("video", "--level clip)"),
+     ("clip", "(try another --split)")],
+)  # fmt: skip
+def test_compare_too_few_cases_suggests_a_finer_level(tmp_path, level, hint):
+    """At --level video the hint said 'or --level nodule', a level with fewer cases."""
+    import pandas as pd
+    import yaml
+
+    from thyrovid.compare import compare
+    from thyrovid.errors import UserError
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"arch": "resnet50", "dims": 3}))
+    pd.DataFrame(
+        {"level": level, "id": ["a", "b", "c"], "patient_id": ["a", "b", "c"], "center": "A",
+         "split": "test", "label": [0, 1, 1], "prob": [0.1, 0.8, 0.9]}
+    ).to_csv(run / "predictions.csv", index=False)  # fmt: skip
+    (run / "metrics.json").write_text('{"threshold": {"value": 0.5}}')
+    with pytest.raises(UserError, match="1 benign") as exc:
+        compare([run], level=level, out=tmp_path / "o", figures=False)
+    assert str(exc.value).endswith(hint)

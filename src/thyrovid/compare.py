@@ -163,9 +163,11 @@ def compare(
     truth = tables[0]["label"].to_numpy(int)
     n_pos, n_neg = int(truth.sum()), int(truth.size - truth.sum())
     if min(n_pos, n_neg) < 2:
+        finer = LEVELS[LEVELS.index(level) + 1 :]  # more cases per split
+        hint = "another --split" + (f", or --level {' or '.join(finer)}" if finer else "")
         raise UserError(
             f"split {split!r} has {n_pos} malignant and {n_neg} benign {level}s; DeLong needs at "
-            "least 2 of each (try another --split, or --level nodule)"
+            f"least 2 of each (try {hint})"
         )
     scores = np.stack([t.loc[ids, "prob"].to_numpy(float) for t in tables])
 
