@@ -85,3 +85,33 @@ def test_compare_too_few_cases_suggests_a_finer_level(tmp_path, level, hint):
     with pytest.raises(UserError, match="1 benign") as exc:
         compare([run], level=level, out=tmp_path / "o", figures=False)
     assert str(exc.value).endswith(hint)
+
+
+def test_coco_import_keeps_cvat_keyframes_only(tmp_path):
+    """CVAT's COCO export has a box on every frame of a track; interpolations became key frames."""
+    import json
+
+    from thyrovid.cohort_import import import_coco
+
+    def ann(i, keyframe):
+        attrs = {"occluded": False, "rotation": 0.0, "track_id": 0, "keyframe": keyframe}
+        return {"id": i, "image_id": i, "category_id": 2, "segmentation": [], "area": 520.0,
+                "bbox": [63.0, 49.0, 26.0, 20.0], "iscrowd": 0, "attributes": attrs}  # fmt: skip
+
+    coco = {
+        "categories": [{"id": 1, "name": "benign"}, {"id": 2, "name": "malignant"}],
+        "images": [
+            {"id": i, "width": 160, "height": 120, "file_name": f"frame_{22 + i:06d}.PNG"}
+            for i in (1, 2, 3)
+        ],  # fmt: skip
+        "annotations": [ann(1, False), ann(2, True), ann(3, False)],
+    }
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(coco))
+    rows = import_coco(path, "videos/a.dcm", "P1", "hospital_c")
+    assert [(r["frame"], r["label"], r["x1"], r["y1"]) for r in rows] == [(24, 1, 89.0, 69.0)]
+    every = import_coco(path, "videos/a.dcm", "P1", "hospital_c", keyframes_only=False)
+    assert [r["frame"] for r in every] == [23, 24, 25]
+    del coco["annotations"][0]["attributes"]  # a plain COCO file: every box is a key frame
+    path.write_text(json.dumps(coco))
+    assert [r["frame"] for r in import_coco(path, "videos/a.dcm", "P1", "c")] == [23, 24]

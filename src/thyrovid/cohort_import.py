@@ -106,6 +106,12 @@ def _coco_frame(image: Mapping) -> int:
     return int(digits[-1])
 
 
+def _is_keyframe(ann: Mapping) -> bool:
+    """False only for a box CVAT marks as interpolated (attributes.keyframe false)."""
+    value = (ann.get("attributes") or {}).get("keyframe", True)
+    return str(value).strip().lower() not in ("false", "0", "")
+
+
 def import_coco(
     json_path: str | os.PathLike,
     video: str,
@@ -113,6 +119,7 @@ def import_coco(
     center: str,
     label: int | str | None = None,
     nodule_id: str | None = None,
+    keyframes_only: bool = True,
 ) -> list[dict]:
     """Cohort rows from a COCO JSON box export of the frames of one video.
 
@@ -121,6 +128,9 @@ def import_coco(
     ``[x, y, width, height]`` -> x0=x, y0=y, x1=x+width, y1=y+height. Annotations with a
     ``track_id`` (top level or in ``attributes``) are grouped into nodules by it; otherwise by
     category. A category named benign/malignant gives the label, else `label` is used.
+    CVAT's COCO export of a video track has a box on every frame, each with a ``keyframe``
+    attribute; when `keyframes_only`, boxes whose ``keyframe`` is false (CVAT's
+    interpolations) are dropped, as `import_cvat_video` does. Boxes without it are all kept.
 
     Args and Returns: as `import_cvat_video`.
     """
@@ -130,7 +140,7 @@ def import_coco(
         data = json.loads(Path(json_path).read_text(encoding="utf-8"))
         images = {img["id"]: img for img in data["images"]}
         categories = {c["id"]: c.get("name", str(c["id"])) for c in data.get("categories", [])}
-        annotations = data["annotations"]
+        annotations = [a for a in data["annotations"] if not keyframes_only or _is_keyframe(a)]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{json_path}: not a COCO JSON box export ({exc!r})") from None
 
