@@ -94,24 +94,36 @@ class ExtractReport:
 
 
 def video_ids(videos: Iterable[str]) -> dict[str, str]:
-    """Cohort video paths -> pseudonymous ids: the file stem, with parent folders if shared."""
+    """Cohort video paths -> pseudonymous ids: the file stem, with parent folders if shared.
+
+    Each video gets the shortest "_"-joined tail of its (sanitised) path that no other video
+    shares; when even its whole path clashes, its rank among the sorted paths is appended.
+    One pass per path depth with a counter of the tails, so thousands of videos that all
+    share a stem ("IMG0001.dcm" in every patient folder) take linear time, not quadratic.
+    """
     parts = {}
     for v in videos:
         p = PurePosixPath(v.replace("\\", "/"))
         names = [x for x in p.parts if x not in ("", ".", "..", "/")]
         names[-1] = PurePosixPath(names[-1]).stem or names[-1]
         parts[v] = [re.sub(r"[^A-Za-z0-9._-]+", "_", x) for x in names]
-    out = {}
-    for v, names in parts.items():
-        depth = 1
-        while True:
-            vid = "_".join(names[-depth:])
-            clash = [w for w, n in parts.items() if w != v and "_".join(n[-depth:]) == vid]
-            if not clash or depth >= len(names):
-                break
-            depth += 1
-        out[v] = vid if not clash else f"{vid}_{sorted(parts).index(v)}"
-    return out
+    out: dict[str, str | None] = {}
+    pending = list(parts)
+    depth = 1
+    while pending:
+        tails = {v: "_".join(n[-depth:]) for v, n in parts.items()}
+        count = Counter(tails.values())
+        rest = []
+        for v in pending:
+            if count[tails[v]] == 1:
+                out[v] = tails[v]
+            elif depth >= len(parts[v]):
+                out[v] = None  # whole path shared: numbered below
+            else:
+                rest.append(v)
+        pending, depth = rest, depth + 1
+    rank = {v: i for i, v in enumerate(sorted(parts))}
+    return {v: out[v] if out[v] is not None else f"{'_'.join(parts[v])}_{rank[v]}" for v in parts}
 
 
 def _read_headers(cohort: Cohort, cache_file: Path) -> dict[str, object]:
