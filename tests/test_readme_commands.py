@@ -115,3 +115,21 @@ def test_coco_import_keeps_cvat_keyframes_only(tmp_path):
     del coco["annotations"][0]["attributes"]  # a plain COCO file: every box is a key frame
     path.write_text(json.dumps(coco))
     assert [r["frame"] for r in import_coco(path, "videos/a.dcm", "P1", "c")] == [23, 24]
+
+
+def test_demo_help_says_what_full_changes(capsys):
+    """README: `demo --full` trains InceptionResNetV2; --help only said 'default resnet50'."""
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default resnet50; --full inception_resnet_v2)" in out
+    assert "(default 8; --full 100)" in out and "32x224x224" in out
+
+
+def test_readme_predict_boxes_says_a_frame_beyond_the_video_skips_that_video():
+    """The README promised only row-level skips; a key frame past the end skips its video."""
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    text = " ".join(readme.read_text(encoding="utf-8").split())
+    assert "a key frame or box that does not fit its video skips that video, named" in text

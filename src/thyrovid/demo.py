@@ -205,17 +205,22 @@ def _reader_headline(study: dict) -> dict:
 
 
 def add_arguments(parser) -> None:
-    d = DemoSettings()
+    d, f = DemoSettings(), DemoSettings.full()
     parser.add_argument("--out", default=d.out, help="output folder (default: demo)")
-    parser.add_argument("--patients", type=int, help=f"phantom patients (default {d.patients})")
+    parser.add_argument(
+        "--patients", type=int, help=f"phantom patients (default {d.patients}; --full {f.patients})"
+    )
     parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--epochs", type=int, help=f"training epochs (default {d.epochs})")
-    parser.add_argument("--arch", help=f"architecture (default {d.arch})")
+    parser.add_argument(
+        "--epochs", type=int, help=f"training epochs (default {d.epochs}; --full {f.epochs})"
+    )
+    parser.add_argument("--arch", help=f"architecture (default {d.arch}; --full {f.arch})")
     parser.add_argument("--device", default=d.device, help="auto, cpu, cuda")
     parser.add_argument(
         "--full",
         action="store_true",
-        help="the paper's settings (32x224x224, full networks, 100 epochs; a GPU)",
+        help=f"the paper's settings ({f.frames}x{f.size}x{f.size} clips, full-width {f.arch}, "
+        f"{f.epochs} epochs; a GPU)",
     )
     parser.add_argument("--overwrite", action="store_true", help="redo every stage")
 
