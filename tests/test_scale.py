@@ -56,3 +56,107 @@ def test_video_ids_equal_naive_reference(seed):
     got = video_ids(videos)
     assert got == naive_video_ids(videos)
     assert list(got) == list(naive_video_ids(videos))
+
+
+def naive_consistency_problems(rows, source):
+    """The original _consistency_problems: a Python loop over every nodule and patient."""
+    from thyrovid.cohort import Problem
+
+    problems = []
+    if rows.empty:
+        return problems
+    for (patient, nodule), grp in rows.groupby(["patient_id", "nodule_id"], sort=False):
+        if grp["label"].nunique() > 1:
+            first, label = grp.index[0], grp["label"].iloc[0]
+            other = grp.index[grp["label"] != label][0]
+            for row in grp.index[1:]:
+                if grp.at[row, "label"] != label:
+                    why = f"label {grp.at[row, 'label']} differs from label {label} in row {first}"
+                else:
+                    why = (
+                        f"label {label} differs from label {grp.at[other, 'label']} in row {other}"
+                    )
+                msg = (
+                    f"{why} for nodule {nodule!r} of patient {patient!r}; "
+                    "all rows of this nodule skipped"
+                )
+                problems.append(Problem(int(row), msg, source))
+            hint = (
+                " (nodule_id is the patient id here: give each nodule its own nodule_id)"
+                if nodule == patient
+                else ""
+            )
+            problems.append(
+                Problem(int(first), f"nodule {nodule!r} has conflicting labels{hint}", source)
+            )
+    for patient, grp in rows.groupby("patient_id", sort=False):
+        given = sorted(s for s in grp["split"].unique() if s)
+        if len(given) > 1:
+            for row in grp.index:
+                msg = f"patient {patient!r} is in two splits ({', '.join(given)}); rows skipped"
+                problems.append(Problem(int(row), msg, source))
+    return sorted(problems, key=lambda p: p.row)
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_consistency_problems_equal_naive_reference(seed):
+    import pandas as pd
+
+    from thyrovid.cohort import _consistency_problems
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 120))
+    patients = [f"P{int(i)}" for i in rng.integers(0, max(1, n // 4) + 1, n)]
+    nodules = [p if rng.random() < 0.3 else f"N{int(rng.integers(0, 3))}" for p in patients]
+    rows = pd.DataFrame(
+        {
+            "patient_id": patients,
+            "nodule_id": nodules,
+            "label": (rng.random(n) < 0.5).astype(int) if seed % 3 else np.zeros(n, int),
+            "split": rng.choice(["", "", "", "train", "test"], n),
+        },
+        index=rng.permutation(np.arange(1, n + 1)),
+    )
+    got = _consistency_problems(rows, "cohort.csv")
+    assert got == naive_consistency_problems(rows, "cohort.csv")
+
+
+def test_is_done_fast_path_equals_parsed_header(tmp_path):
+    import io
+
+    from thyrovid.clipcache import _is_done_parsed, is_done
+
+    rng = np.random.default_rng(0)
+    cases = []
+    for i, shape in enumerate([(2, 8, 8), (4, 16, 16), (16, 16), (3, 5, 7)]):
+        arr = rng.integers(0, 255, shape, dtype=np.uint8)
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        data = buf.getvalue()
+        variants = {
+            "ok": data,
+            "short": data[:-1],
+            "long": data + b"\0",
+            "head_only": data[:20],
+            "empty": b"",
+            "float": _npy_bytes(arr.astype(np.float32)),
+            "fortran": _npy_bytes(np.asfortranarray(arr)),
+            "v2": _npy_bytes(arr, version=(2, 0)),
+        }
+        for name, blob in variants.items():
+            path = tmp_path / f"{i}_{name}.npy"
+            path.write_bytes(blob)
+            cases.append((path, shape))
+            cases.append((path, (*shape[:-1], shape[-1] + 1)))
+    cases.append((tmp_path / "missing.npy", (2, 8, 8)))
+    for path, shape in cases:
+        assert is_done(path, shape) == _is_done_parsed(path, shape), (path.name, shape)
+    assert is_done(tmp_path / "0_ok.npy", (2, 8, 8)) and is_done(tmp_path / "1_v2.npy", (4, 16, 16))
+
+
+def _npy_bytes(arr, version=None):
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arr, version=version)
+    return buf.getvalue()
