@@ -1,7 +1,8 @@
 """`thyrovid report`: one self-contained HTML file from the files the other stages write.
 
-The inputs are built in the documented layouts (ARCHITECTURE.md run folder; compare and readers
-folders written by the real stages from fake predictions), laid out like `thyrovid demo`'s folder.
+The inputs are built in the documented layouts (the run folder of `thyrovid.runfolder`; compare
+and readers folders written by the real stages from fake predictions), laid out like `thyrovid
+demo`'s folder.
 A PatientName-like value is planted in every input that may carry extra columns; it must never
 reach the report.
 """

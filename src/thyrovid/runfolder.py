@@ -1,4 +1,4 @@
-"""The run folder of `thyrovid train` (ARCHITECTURE.md): what is written, read and resumed.
+"""The run folder of `thyrovid train`: what is written, read and resumed.
 
     config.yaml        resolved TrainConfig + meta (input shape, work folder, selection, ...)
     model.safetensors  the selected weights (safetensors: loading never unpickles)

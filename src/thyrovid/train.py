@@ -3,9 +3,10 @@
     thyrovid train WORK --arch resnet50 --dims 3 --out runs/r50 [--config cfg.yaml] [--set k=v ...]
     torchrun --nproc_per_node=4 -m thyrovid train WORK ... (same run, 4 GPUs; batch is global)
 
-The run folder (ARCHITECTURE.md): config.yaml (resolved, with git sha), model.safetensors (best
-by validation AUROC), state/last.pt (resume state, tensors and plain containers only, loaded
-with weights_only=True), log.csv (one row per epoch), tb/ (TensorBoard, when installed).
+The run folder (`thyrovid.runfolder`): config.yaml (resolved, with git sha), model.safetensors
+(best by validation AUROC; `meta.selected_by` says when not), state/last.pt (resume state,
+tensors and plain containers only, loaded with weights_only=True), log.csv (one row per epoch),
+tb/ (TensorBoard, when installed).
 
 Determinism: the sampler order, the augmentation of each clip and dropout are all seeded from
 (seed, epoch[, clip]), and the resume state is written at the end of every epoch, so a run
@@ -336,7 +337,8 @@ def train(
 
 
 def _round(v):
-    return round(v, 5) if isinstance(v, float) else v
+    """An epoch-line value: floats to 5 decimals, an empty cell (not evaluated) as null."""
+    return round(v, 5) if isinstance(v, float) else (None if v == "" else v)
 
 
 # ---------------------------------------------------------------- command line
