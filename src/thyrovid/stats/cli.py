@@ -165,7 +165,7 @@ def truth_column(
     Args:
         both: refuse a column with one class only (an AUROC needs both).
     """
-    values = df[col].str.strip()
+    values = df[col]  # read_table has stripped every cell
     empty = np.flatnonzero((values == "").to_numpy())
     if empty.size:
         raise UserError(f"{path}, line {df.index[empty[0]] + 2}: truth column {col!r} is empty")
@@ -188,7 +188,7 @@ def truth_column(
 
 def score_column(df: pd.DataFrame, path: Path, col: str) -> np.ndarray:
     """(N,) float64; an empty, non-numeric, NaN or infinite value is refused with its line."""
-    values = to_number(df[col].str.strip(), df.attrs.get("sep", ",")).to_numpy(np.float64)
+    values = to_number(df[col], df.attrs.get("sep", ",")).to_numpy(np.float64)  # stripped
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         i = int(bad[0])
