@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from test_scale import (  # noqa: E402  (the references live with their equality tests)
-    _always_stripped,
     naive_consistency_problems,
     naive_video_ids,
 )
@@ -92,20 +91,6 @@ def cohort_rows(n_rows: int, n_patients: int, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def score_csv(n: int, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    df = pd.DataFrame(
-        {
-            "truth": y,
-            "a": y + rng.normal(0, 1, n),
-            "b": 0.8 * y + rng.normal(0, 1, n),
-            "c": rng.random(n),
-        }
-    )
-    return df.to_csv(index=False)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
@@ -116,7 +101,6 @@ def main() -> int:
 
     from thyrovid.clipcache import _is_done_parsed, is_done
     from thyrovid.cohort import _consistency_problems
-    from thyrovid.csv_input import read_table
     from thyrovid.evaluate import metrics_from_predictions
     from thyrovid.extract import video_ids
     from thyrovid.predict import soft_vote
@@ -158,17 +142,6 @@ def main() -> int:
             pair("is_done (clip files)", {"files": n_files},
                  lambda: [is_done(f, shape) for f in files],
                  lambda: [_is_done_parsed(f, shape) for f in files], r)
-        )  # fmt: skip
-
-        # read_table: the per-cell strip (stats auc, compare, readers, cohort.csv)
-        n_csv = 20000 if q else 1_000_000
-        text = score_csv(n_csv)
-        csv_path = Path(tmp) / "scores.csv"
-        csv_path.write_text(text)
-        rows.append(
-            pair("read_table (4 columns)", {"rows": n_csv},
-                 lambda: read_table(csv_path)[0],
-                 lambda: _always_stripped(csv_path.read_text(), ",", False), r)
         )  # fmt: skip
 
     # soft voting and metrics (no naive baseline: already vectorised; measured for the record)

@@ -89,52 +89,8 @@ def read_table(
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
         raise error(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
     df.columns = [str(c).strip() for c in df.columns]
-    if df.empty or needs_strip(text, sep):
-        df = df.apply(lambda col: col.str.strip())
+    df = df.apply(lambda col: col.str.strip())
     return df[(df != "").any(axis=1)], sep
-
-
-_WS, _BLANK, _EDGE, _QUOTE, _SEPNL, _INNER = 1, 2, 4, 8, 16, 32
-_NON_ASCII_SPACES = [chr(c) for c in range(128, 0x3001) if chr(c).isspace()]  # none above
-
-
-def needs_strip(text: str, sep: str) -> bool:
-    """Whether any field of the CSV `text` can have blanks around it once parsed (conservative).
-
-    A parsed value starts or ends with whitespace only where the raw text has (1) a blank (any
-    whitespace but the line ends and the separator) next to a separator, a line end, a quote or
-    the start or end of the text, (2) an opening quote (after a separator or a line end)
-    followed by whitespace, or (3) a line end (or a whitespace separator) just before a quote
-    that closes a field. When there is none, stripping every cell (a Python call per cell:
-    seconds for a million rows) would change nothing and is skipped; a false alarm only costs
-    that time. Any non-ASCII whitespace counts as a false alarm; the rest is checked on the
-    UTF-8 bytes with numpy, 4 MiB at a time (UTF-8 never puts ASCII bytes inside a character).
-    """
-    if any(ch in text for ch in _NON_ASCII_SPACES):
-        return True
-    data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    lut = np.zeros(256, dtype=np.uint8)
-    for c in range(128):
-        if chr(c).isspace():
-            lut[c] |= _WS | (0 if chr(c) in ("\r", "\n", sep) else _BLANK)
-    for ch in (sep, "\r", "\n"):
-        lut[ord(ch)] |= _EDGE | _SEPNL | (_INNER if ch != sep or sep.isspace() else 0)
-    lut[ord('"')] |= _EDGE | _QUOTE
-    ends = np.array([_EDGE | _SEPNL], dtype=np.uint8)  # the start and end of the text
-    n, step = data.size, 1 << 22
-    for start in range(0, n, step):
-        hi = min(start + step + 1, n)
-        parts = [ends] if start == 0 else []
-        parts += [lut[data[max(start - 1, 0) : hi]]] + ([ends] if hi == n else [])
-        c = np.concatenate(parts)
-        prev, cur, nxt = c[:-2], c[1:-1], c[2:]
-        blank = ((cur & _BLANK) != 0) & (((prev | nxt) & _EDGE) != 0)
-        quote = (cur & _QUOTE) != 0
-        opening = quote & ((prev & _SEPNL) != 0) & ((nxt & _WS) != 0)
-        closing = quote & ((prev & _INNER) != 0) & ((nxt & _SEPNL) != 0)
-        if (blank | opening | closing).any():
-            return True
-    return False
 
 
 def read_user_csv(path, what: str = "CSV") -> tuple[pd.DataFrame, str]:
