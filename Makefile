@@ -32,7 +32,7 @@ format: venv
 
 bench: venv
 	$(BIN)/python -m pip install -q $(PIP_FLAGS) --no-deps monai
-	for f in benchmarks/*.py; do $(BIN)/python $$f; done
+	for f in benchmarks/[!_]*.py; do $(BIN)/python $$f; done
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_model  # benchmarks/_machine.py
+
 WINDOW = 32
 VARIANTS = ("a_pydicom_whole", "b_pydicom_per_frame", "c_thyrovid", "d_opencv_bare")
 
@@ -161,14 +163,7 @@ def measure(variants, path: Path, n_frames: int, repeats: int, whole_repeats: in
 
 
 def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fp:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in fp if line.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
+    cpu = cpu_model()
     import cv2
     import pydicom
 

@@ -29,15 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from _machine import cpu_model  # benchmarks/_machine.py
 
 
 def fallback_cohort(root: Path, patients: int, lengths=(44, 72), seed: int = 0) -> Path:

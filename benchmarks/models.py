@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -28,21 +27,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from _machine import cpu_model  # benchmarks/_machine.py
 from thyrovid.models import build_model, list_models
 
 KEEP_TIME = (1, 1, 2, 2, 2)
 TIME_LIKE_SPACE = (2, 2, 2, 2, 2)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def n_params(model: nn.Module) -> int:

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _machine import cpu_model  # benchmarks/_machine.py
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -172,7 +174,7 @@ def main() -> int:
 
     out = {
         "machine": {
-            "cpu": _cpu(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "loadavg": [round(x, 2) for x in os.getloadavg()],
             "python": platform.python_version(),
@@ -184,16 +186,6 @@ def main() -> int:
     }
     print(json.dumps(out, indent=2))
     return 0
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

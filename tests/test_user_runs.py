@@ -13,23 +13,12 @@ import torch
 import yaml
 
 from test_data import make_work_dir
+from test_train import TINY as TRAIN_TINY
 from thyrovid.config import TrainConfig, load_config
 from thyrovid.errors import UserError
 from thyrovid.train import load_run, train
 
-TINY = dict(
-    arch="densenet121",
-    dims=3,
-    width=0.125,
-    temporal_strides=(1, 1, 1, 2, 2),
-    batch_size=4,
-    num_workers=0,
-    tensorboard=False,
-    device="cpu",
-    epochs=1,
-    max_train_batches=1,
-    augment=False,
-)
+TINY = dict(TRAIN_TINY, device="cpu", epochs=1, max_train_batches=1, augment=False)
 
 
 @pytest.fixture(autouse=True)
