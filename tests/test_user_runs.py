@@ -175,12 +175,10 @@ def test_misspelled_arch_gets_a_suggestion(tmp_path, capsys):
 def test_a_bad_or_absent_device_is_one_line(tmp_path, capsys):
     work = work_dir(tmp_path)
     code, err = _cli(capsys, "train", work, "--out", tmp_path / "r", "--device", "gpu")
-    assert code == 2 and err.endswith(
-        "--device 'gpu': unknown device; use auto, cpu, cuda or cuda:N"
-    )
+    assert code == 2 and err.endswith("--device 'gpu': not a device; use auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
         code, err = _cli(capsys, "train", work, "--out", tmp_path / "r", "--device", "cuda")
-        assert code == 2 and err.endswith("no CUDA GPU is visible; use --device cpu or auto")
+        assert code == 2 and err.endswith("(no CUDA GPU is visible); use --device cpu or auto")
 
 
 # ---------------------------------------------------------------- evaluate

@@ -38,18 +38,30 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def _checked_device(name: str) -> torch.device:
-    """torch.device of a --device value; a UserError for a typo or a GPU that is not there."""
+def checked_device(name: str) -> torch.device:
+    """torch.device of a --device value ("auto": CUDA when there is one), checked.
+
+    Raises:
+        UserError: one line for a name that is not a device, or a GPU this machine lacks.
+    """
     try:
         dev = torch.device(resolve_device(name))
-    except (RuntimeError, TypeError):
-        raise UserError(
-            f"--device {name!r}: unknown device; use auto, cpu, cuda or cuda:N"
-        ) from None
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(f"--device {name!r}: not a device; use auto, cpu, cuda or cuda:N") from None
+    problem = None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA GPU is visible; use --device cpu or auto")
-    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
-        raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible")
+        problem = "no CUDA GPU is visible"
+    elif dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        problem = f"only {torch.cuda.device_count()} GPU(s) visible"
+    elif dev.type not in ("cpu", "cuda"):
+        try:
+            torch.empty(0, device=dev)
+        except (RuntimeError, AssertionError) as exc:
+            problem = (str(exc).strip().splitlines() or ["unavailable"])[0][:100]
+    if problem:
+        raise UserError(
+            f"--device {name}: not usable on this machine ({problem}); use --device cpu or auto"
+        )
     return dev
 
 
@@ -66,7 +78,7 @@ def setup(device: str = "auto") -> tuple[int, int, torch.device]:
     rank = int(os.environ.get("RANK", 0))
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    dev = _checked_device(device)
+    dev = checked_device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank if world_size > 1 else torch.cuda.current_device())
     if dev.type == "cuda":

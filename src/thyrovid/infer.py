@@ -71,24 +71,9 @@ def run_threshold(run_dir: str | os.PathLike) -> tuple[float | None, str]:
 
 def inference_device(device: str) -> str:
     """`--device` as a torch device this machine has ("auto": CUDA when there is one)."""
-    import torch
+    from thyrovid.distributed import checked_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        torch.device(device)
-    except (RuntimeError, ValueError):
-        raise UserError(
-            f"--device {device!r}: not a device; use cpu, cuda, cuda:N or auto"
-        ) from None
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        why = (str(exc).strip().splitlines() or ["unavailable"])[0][:100]
-        raise UserError(
-            f"--device {device}: not usable on this machine ({why}); use --device cpu (or auto)"
-        ) from None
-    return str(device)
+    return str(checked_device(device))
 
 
 def parse_box(text: str) -> Box:
