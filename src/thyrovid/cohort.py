@@ -40,9 +40,11 @@ from thyrovid.atomic import write_text_atomic
 from thyrovid.csv_input import RAGGED, normalise_column, read_table
 from thyrovid.errors import CohortError
 
-REQUIRED = ("patient_id", "video", "center", "label", "frame", "x0", "y0", "x1", "y1")
+# The columns of cohort.csv in the order of the README's "Your own data".
+COLUMNS = ("patient_id", "nodule_id", "video", "center", "label", "frame", "x0", "y0", "x1", "y1",
+           "split")  # fmt: skip
 OPTIONAL = ("nodule_id", "split")
-COLUMNS = REQUIRED[:3] + ("nodule_id",) + REQUIRED[3:] + ("split",)
+REQUIRED = tuple(c for c in COLUMNS if c not in OPTIONAL)
 SPLITS = ("train", "val", "test", "external")
 _LABELS = {"0": 0, "1": 1, "benign": 0, "malignant": 1}
 

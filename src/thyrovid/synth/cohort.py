@@ -24,23 +24,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from thyrovid.atomic import write_text_atomic
+from thyrovid.cohort import COLUMNS
 from thyrovid.synth import anatomy
 from thyrovid.synth.profiles import CenterProfile, select_centers
 from thyrovid.synth.video import NoduleTask, VideoPlan, render_nodule
-
-COHORT_COLUMNS = [
-    "patient_id",
-    "nodule_id",
-    "video",
-    "center",
-    "label",
-    "frame",
-    "x0",
-    "y0",
-    "x1",
-    "y1",
-    "split",
-]
 
 
 @dataclass(frozen=True)
@@ -222,7 +209,7 @@ def synthesize(out_dir: str | os.PathLike, config: SynthConfig, progress: bool =
             rows.append(
                 {**r, "label": int(label_of[r["nodule_id"]]), "split": split_of[r["nodule_id"]]}
             )
-    cohort = pd.DataFrame(rows, columns=COHORT_COLUMNS)
+    cohort = pd.DataFrame(rows, columns=list(COLUMNS))
     truth = truth.merge(pd.DataFrame(geo), on="nodule_id", how="left")
     truth = truth.drop(columns=["n_videos"]).assign(
         composition=lambda d: d["composition"].map(dict(enumerate(anatomy.COMPOSITIONS))),
