@@ -68,6 +68,12 @@ def clip_window(key_frame: int, n_video: int, frames: int) -> tuple[int, int, in
     return 0, n_video, (frames - n_video) // 2
 
 
+def padding_note(n_frames: int, frames: int, clips: str = "its clip(s)") -> str:
+    """Why a video shorter than the clip is padded, for a warning line naming the video."""
+    what = "is a single frame (a still image)" if n_frames == 1 else f"has {n_frames} frames"
+    return f"{what}, fewer than the {frames} of a clip: {clips} repeat its first and last frames"
+
+
 def window_indices(first: int, n_real: int, pad_before: int, frames: int) -> list[int]:
     """Video frame index of each of the `frames` window positions (edges repeated)."""
     return [first + min(max(i - pad_before, 0), n_real - 1) for i in range(frames)]

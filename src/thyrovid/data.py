@@ -116,37 +116,42 @@ class ClipDataset(Dataset):
         With `shape` ((T, H, W) or (H, W)), also drop arrays of another shape. Reads only each
         .npy header (memory-mapped). Returns one line per dropped clip.
         """
-        problems, keep = [], []
+        problems, keep, shapes = [], [], []
         for i, path in enumerate(self._paths):
-            why = self._file_problem(path, shape)
+            why, found = self._file_problem(path, shape)
             if why:
                 problems.append(f"skipped clip {self._ids[i]}: {path or 'no ' + self._col}: {why}")
+            else:
+                shapes.append(found)
             keep.append(not why)
         if problems:
             self.__init_from(self.clips[np.array(keep, dtype=bool)])
+        self._shapes = shapes  # read once: file_shapes() needs no second pass
         return problems
 
-    def _file_problem(self, path: str, shape: tuple[int, ...] | None) -> str:
-        """Why the array at `path` cannot be an item ("" when it can)."""
+    def _file_problem(self, path: str, shape: tuple[int, ...] | None) -> tuple[str, tuple]:
+        """(why the array at `path` cannot be an item, "" when it can; its shape)."""
         want = 3 if self.dims == 3 else 2
         try:
             arr = np.load(path, mmap_mode="r") if path else None
         except FileNotFoundError:
-            return "file not found"
+            return "file not found", ()
         except (OSError, ValueError) as exc:
             text = str(exc).splitlines()[0]
-            return "not a NumPy .npy file" if "pickled" in text else text
+            return ("not a NumPy .npy file" if "pickled" in text else text), ()
         if arr is None or arr.ndim != want or arr.dtype != np.uint8:
-            return f"expected a uint8 array with {want} axes"
+            return f"expected a uint8 array with {want} axes", ()
         if shape is not None and tuple(arr.shape) != tuple(shape):
-            return f"shape {_dims_text(arr.shape)}, expected {_dims_text(shape)}"
-        return ""
+            return f"shape {_dims_text(arr.shape)}, expected {_dims_text(shape)}", ()
+        return "", tuple(arr.shape)
 
     def file_shapes(self) -> dict[tuple[int, ...], list[str]]:
-        """Array shape -> ids of the clips of that shape (from the .npy headers)."""
+        """Array shape -> ids of the clips of that shape (the .npy headers, read once)."""
+        if self._shapes is None:
+            self._shapes = [tuple(np.load(p, mmap_mode="r").shape) for p in self._paths]
         out: dict[tuple[int, ...], list[str]] = {}
-        for path, clip_id in zip(self._paths, self._ids):
-            out.setdefault(tuple(np.load(path, mmap_mode="r").shape), []).append(clip_id)
+        for found, clip_id in zip(self._shapes, self._ids):
+            out.setdefault(found, []).append(clip_id)
         return out
 
     def __init_from(self, clips: pd.DataFrame) -> None:
@@ -154,6 +159,7 @@ class ClipDataset(Dataset):
         self._paths = self.clips[self._col].tolist()
         self._labels = self.clips["label"].to_numpy(dtype=np.float32)
         self._ids = self.clips["clip_id"].tolist()
+        self._shapes: list[tuple[int, ...]] | None = None  # .npy shapes, once read
 
     @property
     def labels(self) -> np.ndarray:

@@ -47,6 +47,7 @@ from thyrovid.clipcache import (
     clip_window,
     expand_box,
     is_done,
+    padding_note,
     remove_stale_temps,
     run_jobs,
     start_pool,
@@ -374,12 +375,8 @@ def _short_video_warnings(plan: pd.DataFrame, frames: int) -> list[str]:
     """One line per video shorter than the clip: its clips are padded (see the module doc)."""
     out = []
     for video, grp in plan[plan["n_frames"] < frames].groupby("video", sort=False):
-        n, k = int(grp["n_frames"].iloc[0]), len(grp)
-        what = "is a single frame (a still image)" if n == 1 else f"has {n} frames"
-        out.append(
-            f"video {video!r} {what}, fewer than the {frames} of a clip: its {k} clip(s) "
-            "repeat its first and last frames (clips.csv: padded = 1)"
-        )
+        note = padding_note(int(grp["n_frames"].iloc[0]), frames, f"its {len(grp)} clip(s)")
+        out.append(f"video {video!r} {note} (clips.csv: padded = 1)")
     return out
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thyrovid.clipcache import padding_note
 from thyrovid.errors import UserError
 
 DEFAULT_EXPAND = 1.5  # `thyrovid extract --expand` default (the paper's 1.5x box)
@@ -163,11 +164,7 @@ def short_video_note(video_name: str, n_frames: int, prep: Preprocessing) -> lis
     """One line when a 3D run's clip of this video is padded (as extract warns), else none."""
     if prep.dims != 3 or n_frames >= prep.frames:
         return []
-    what = "is a single frame (a still image)" if n_frames == 1 else f"has {n_frames} frames"
-    return [
-        f"{video_name} {what}, fewer than the {prep.frames} of a clip: its clip(s) repeat its "
-        "first and last frames"
-    ]
+    return [f"{video_name} {padding_note(n_frames, prep.frames)}"]
 
 
 def cut_clips(video_path, pairs: Sequence[tuple[int, Box]], prep: Preprocessing):
