@@ -120,10 +120,12 @@ def measure(cohort_csv: Path, root: Path, repeats: int, kw: dict) -> dict:
     """Median seconds and clips/s of extract (1 and 2 workers), naive, and a no-op rerun."""
     import pandas as pd
 
-    import thyrovid.extract
-    from thyrovid.extract import extract
+    import thyrovid.clips.extract
+    from thyrovid.clips.extract import extract
 
-    thyrovid.extract.POOL_MIN_CLIPS = 0  # measure the process pool itself, however small the run
+    thyrovid.clips.extract.POOL_MIN_CLIPS = (
+        0  # measure the process pool itself, however small the run
+    )
 
     # warm-up (imports, page cache) so that no contender pays them inside its timing
     extract(cohort_csv, root / "warm", workers=1, **kw)

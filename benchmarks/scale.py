@@ -101,11 +101,11 @@ def main() -> int:
     q = args.quick
     r = 1 if q else args.repeats
 
-    from thyrovid.clipcache import _is_done_parsed, is_done
-    from thyrovid.cohort import _consistency_problems
-    from thyrovid.evaluate import metrics_from_predictions
-    from thyrovid.extract import video_ids
-    from thyrovid.predict import soft_vote
+    from thyrovid.clips.cache import _is_done_parsed, is_done
+    from thyrovid.clips.extract import video_ids
+    from thyrovid.cohort.schema import _consistency_problems
+    from thyrovid.evaluation.metrics import metrics_from_predictions
+    from thyrovid.inference.voting import soft_vote
 
     rows = []
 

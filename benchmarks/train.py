@@ -6,7 +6,7 @@
                                           # bf16 autocast + channels_last_3d (+ torch.compile)
 
 CPU section. Project: DataLoader workers only read uint8 clips; the training process augments
-the whole batch at once (`thyrovid.augment.augment_batch`) and steps the model. Baseline: the
+the whole batch at once (`thyrovid.training.augment.augment_batch`) and steps the model. Baseline: the
 same augmentation (same code, same math) done per sample inside the DataLoader workers, which
 then ship float32 clips (4x the bytes) to the training process. Measured twice: the input
 pipeline alone (what a GPU would be fed) and full training steps of a width-reduced network.
@@ -32,8 +32,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from _machine import cpu_model  # benchmarks/_machine.py
-from thyrovid.augment import AugmentParams, augment_batch
-from thyrovid.data import ClipDataset, collate, to_model_input
+from thyrovid.clips.dataset import ClipDataset, collate, to_model_input
+from thyrovid.training.augment import AugmentParams, augment_batch
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from test_extract import pattern, tiny_cohort, write_csv, write_dicom
-from thyrovid.cohort import check_against_videos, parse_label, read_cohort, write_cohort
-from thyrovid.cohort_import import import_coco, import_cvat_video
+from thyrovid.cohort.importers import import_coco, import_cvat_video
+from thyrovid.cohort.schema import check_against_videos, parse_label, read_cohort, write_cohort
 from thyrovid.errors import CohortError, UserError
 from thyrovid.io import open_video
 
@@ -141,7 +141,7 @@ def test_coco_import_bbox_xywh_and_frame_from_file_name(tmp_path):
 
 
 def test_imported_rows_round_trip_through_write_cohort_and_extract(tmp_path):
-    from thyrovid.extract import extract
+    from thyrovid.clips.extract import extract
 
     write_dicom(tmp_path / "v.dcm", pattern(40, 48, 64))
     (tmp_path / "a.xml").write_text(CVAT)

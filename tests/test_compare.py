@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from thyrovid.cli import main
-from thyrovid.compare import compare
 from thyrovid.errors import UserError
+from thyrovid.evaluation.compare import compare
 from thyrovid.report.tables import format_ci
 from thyrovid.stats.auc_compare import delong_test
 from thyrovid.stats.proportions import binary_metrics, confusion

@@ -1,4 +1,4 @@
-"""Tests for thyrovid.data (clip cache datasets) and thyrovid.augment (on-device augmentation)."""
+"""Tests for thyrovid.clips.dataset (clip cache datasets) and thyrovid.training.augment (on-device augmentation)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from thyrovid.augment import AugmentParams, augment_batch
-from thyrovid.data import BalancedSampler, ClipDataset, collate, read_clips, to_model_input
+from thyrovid.clips.dataset import BalancedSampler, ClipDataset, collate, read_clips, to_model_input
 from thyrovid.errors import UserError
+from thyrovid.training.augment import AugmentParams, augment_batch
 
 
 def make_work_dir(

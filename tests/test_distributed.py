@@ -13,8 +13,8 @@ import torch
 
 from test_data import make_work_dir
 from thyrovid import distributed
-from thyrovid.data import ClipDataset, to_model_input
-from thyrovid.train import load_run
+from thyrovid.clips.dataset import ClipDataset, to_model_input
+from thyrovid.runs import load_run
 
 ARGS = [
     # Adam's first steps are about lr * sign(gradient): a weight whose true gradient is ~0

@@ -11,8 +11,8 @@ import torch
 import yaml
 
 from test_predict import make_clips
-from thyrovid.evaluate import calibration, metrics_from_predictions
-from thyrovid.predict import soft_vote
+from thyrovid.evaluation.metrics import calibration, metrics_from_predictions
+from thyrovid.inference.voting import soft_vote
 from thyrovid.stats.proportions import binary_metrics
 from thyrovid.stats.roc import auc_ci, choose_threshold
 
@@ -94,7 +94,7 @@ def test_fixed_threshold_target_sensitivity_and_missing_validation(capsys):
 
 
 def test_auroc_says_why_it_has_no_value_or_no_ci():
-    from thyrovid.evaluate import level_metrics
+    from thyrovid.evaluation.metrics import level_metrics
 
     prob = np.array([0.1, 0.4, 0.6, 0.9])
     one_class = level_metrics(np.ones(4), prob, 0.5)["auroc"]
@@ -160,7 +160,7 @@ def phantom(tmp_path_factory):
     """A fabricated work folder and two tiny trained runs (3D ResNet50, 3D DenseNet121)."""
     from test_data import make_work_dir
     from thyrovid.config import TrainConfig
-    from thyrovid.train import train
+    from thyrovid.training.train import train
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("phantom")
@@ -192,9 +192,9 @@ def independent_vote(clips: pd.DataFrame, clip_prob: dict) -> dict:
 
 
 def test_evaluate_writes_files_votes_exactly_and_uses_the_validation_threshold(phantom):
-    from thyrovid.data import ClipDataset, to_model_input
-    from thyrovid.evaluate import evaluate
-    from thyrovid.train import load_run
+    from thyrovid.clips.dataset import ClipDataset, to_model_input
+    from thyrovid.evaluation.evaluate import evaluate
+    from thyrovid.runs import load_run
 
     work, (run, _) = phantom
     metrics = evaluate(run, ("test", "external"), work_dir=work)
@@ -338,7 +338,7 @@ def test_torchrun_two_ranks_write_each_clip_once(phantom, tmp_path):
 
 
 def evaluate_single(run, work) -> pd.DataFrame:
-    from thyrovid.evaluate import evaluate
+    from thyrovid.evaluation.evaluate import evaluate
 
     if not (run / "predictions.csv").is_file():
         evaluate(run, work_dir=work)

@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from thyrovid.explain import grad_cam, localisation_scores, montage, overlay
+from thyrovid.explain.gradcam import grad_cam, localisation_scores
+from thyrovid.explain.overlay import montage, overlay
 
 
 class _FocusNet(nn.Module):
@@ -93,7 +94,7 @@ def test_overlay_and_montage_shapes():
 def tiny_run(tmp_path_factory):
     from test_data import make_work_dir
     from thyrovid.config import TrainConfig
-    from thyrovid.train import train
+    from thyrovid.training.train import train
 
     root = tmp_path_factory.mktemp("cam")
     work = make_work_dir(root / "work", n_patients=8, frames=16, size=32)

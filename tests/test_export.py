@@ -11,7 +11,7 @@ import pytest
 from test_infer import build_tiny_run, evaluated_clips, logit
 from thyrovid.cli import main
 from thyrovid.errors import UserError
-from thyrovid.export import export_onnx
+from thyrovid.inference.export import export_onnx
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from thyrovid.clips.extract import extract, video_ids
+from thyrovid.clips.geometry import clip_window, expand_box, window_indices
 from thyrovid.errors import CohortError, UserError
-from thyrovid.extract import (
-    clip_window,
-    expand_box,
-    extract,
-    video_ids,
-    window_indices,
-)
 
 
 def pattern(n_frames: int, height: int, width: int) -> np.ndarray:
@@ -342,7 +337,7 @@ def test_nothing_to_do_rerun_under_2s_for_60_patients(tmp_path):
 
 
 def test_phantom_cohort_every_key_frame_gives_a_clip_and_splits_kept(tmp_path):
-    pytest.importorskip("thyrovid.synth.cli")
+    pytest.importorskip("thyrovid.synth.synth")
     from thyrovid.cli import main
 
     out = tmp_path / "phantom"
@@ -363,9 +358,11 @@ def test_phantom_cohort_every_key_frame_gives_a_clip_and_splits_kept(tmp_path):
 
 
 def test_two_worker_processes_write_the_same_bytes_as_one(tmp_path, monkeypatch):
-    import thyrovid.extract
+    import thyrovid.clips.extract
 
-    monkeypatch.setattr(thyrovid.extract, "POOL_MIN_CLIPS", 0)  # use the pool even for 8 clips
+    monkeypatch.setattr(
+        thyrovid.clips.extract, "POOL_MIN_CLIPS", 0
+    )  # use the pool even for 8 clips
     csv_path = tiny_cohort(tmp_path, n_patients=4, keys=(5, 20))
     extract(csv_path, tmp_path / "one", frames=16, size=32, workers=1)
     report = extract(csv_path, tmp_path / "two", frames=16, size=32, workers=2)

@@ -14,7 +14,8 @@ import yaml
 
 from thyrovid.cli import main
 from thyrovid.errors import UserError
-from thyrovid.infer import Predictor, parse_box, predict_video, run_preprocessing, to_json
+from thyrovid.inference.predict import Predictor, parse_box, predict_video, to_json
+from thyrovid.runs import run_preprocessing
 
 TINY = dict(
     arch="resnet50",  # well-scaled at init: probabilities away from 0 and 1 after 2 batches
@@ -41,11 +42,11 @@ def build_tiny_run(tmp_path_factory) -> dict:
         return _BUILT["run"]
     import torch
 
+    from thyrovid.clips.extract import extract
     from thyrovid.config import TrainConfig
-    from thyrovid.evaluate import evaluate
-    from thyrovid.extract import extract
+    from thyrovid.evaluation.evaluate import evaluate
     from thyrovid.synth.cohort import SynthConfig, synthesize
-    from thyrovid.train import train
+    from thyrovid.training.train import train
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("infer_run")
@@ -133,7 +134,7 @@ def test_padded_short_video_and_recorded_preprocessing(tiny):
 
 
 def test_preprocessing_comes_from_the_work_folder(tiny, tmp_path):
-    from thyrovid.train import load_run
+    from thyrovid.runs import load_run
 
     _, config = load_run(tiny["run"])
     (tmp_path / "extract.json").write_text(json.dumps({"frames": 16, "size": 64, "expand": 2.0}))
@@ -235,8 +236,8 @@ def test_threshold_override_and_parse_box(tiny):
 def test_2d_run_predicts_from_the_key_frame_image(tiny, tmp_path):
     """A 2D run sees extract's key-frame image; predict cuts the same image."""
     from thyrovid.config import TrainConfig
-    from thyrovid.predict import predict_clips
-    from thyrovid.train import train
+    from thyrovid.inference.batch import predict_clips
+    from thyrovid.training.train import train
 
     run = train(tiny["work"], tmp_path / "run2d", TrainConfig(**{**TINY, "dims": 2}))
     want = predict_clips(run, tiny["work"], ["val"]).set_index("clip_id")["prob"]

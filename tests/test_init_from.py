@@ -7,9 +7,10 @@ import torch
 import yaml
 
 from test_data import make_work_dir
+from thyrovid.clips.dataset import to_model_input
 from thyrovid.config import TrainConfig
-from thyrovid.data import to_model_input
-from thyrovid.train import build_network, initialise_from_run, load_run, train
+from thyrovid.runs import build_network, load_run
+from thyrovid.training.train import initialise_from_run, train
 
 TINY = dict(
     arch="densenet121",

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from thyrovid.predict import soft_vote, tta_views
+from thyrovid.inference.batch import tta_views
+from thyrovid.inference.voting import soft_vote
 
 
 def make_clips(seed: int = 0, n_patients: int = 12, splits=("val", "test")) -> pd.DataFrame:

@@ -11,7 +11,8 @@ import pytest
 
 from thyrovid.cli import main
 from thyrovid.errors import UserError
-from thyrovid.readers import group_gains, load_readers, model_threshold, reader_study
+from thyrovid.readers.inputs import load_readers
+from thyrovid.readers.readers import group_gains, reader_study
 from thyrovid.stats.roc import auc
 from thyrovid.synth.readers import simulate_readers
 
@@ -221,11 +222,16 @@ def test_cli_json(study, capsys):
     assert out["table4"][0]["row"] == "Model (run)"
 
 
-def test_model_threshold_fallback(tmp_path):
-    assert model_threshold(tmp_path, "external") == (
-        0.5,
-        "default 0.5 (no threshold in metrics.json)",
-    )
+def test_model_without_threshold_says_so(study, tmp_path):
+    """No made-up 0.5: a model run whose metrics.json has no threshold is one clear line."""
+    _, csv, run, _ = study
+    bare = tmp_path / "run"
+    bare.mkdir()
+    (bare / "predictions.csv").write_bytes((run / "predictions.csv").read_bytes())
+    with pytest.raises(UserError) as err:
+        reader_study(csv, model_run=bare)
+    assert "no threshold" in str(err.value) and "metrics.json" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_simulate_readers_deterministic_and_helpful():

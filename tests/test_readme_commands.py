@@ -71,8 +71,8 @@ def test_compare_too_few_cases_suggests_a_finer_level(tmp_path, level, hint):
     import pandas as pd
     import yaml
 
-    from thyrovid.compare import compare
     from thyrovid.errors import UserError
+    from thyrovid.evaluation.compare import compare
 
     run = tmp_path / "r"
     run.mkdir()
@@ -91,7 +91,7 @@ def test_coco_import_keeps_cvat_keyframes_only(tmp_path):
     """CVAT's COCO export has a box on every frame of a track; interpolations became key frames."""
     import json
 
-    from thyrovid.cohort_import import import_coco
+    from thyrovid.cohort.importers import import_coco
 
     def ann(i, keyframe):
         attrs = {"occluded": False, "rotation": 0.0, "track_id": 0, "keyframe": keyframe}

@@ -1,6 +1,6 @@
 """`thyrovid report`: one self-contained HTML file from the files the other stages write.
 
-The inputs are built in the documented layouts (the run folder of `thyrovid.runfolder`; compare
+The inputs are built in the documented layouts (the run folder of `thyrovid.training.runfolder`; compare
 and readers folders written by the real stages from fake predictions), laid out like `thyrovid
 demo`'s folder.
 A PatientName-like value is planted in every input that may carry extra columns; it must never
@@ -21,7 +21,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from thyrovid.errors import UserError
-from thyrovid.report.html import build_report
+from thyrovid.report.report import build_report
 
 PLANTED = "DOE^JANE"
 SPLITS = {"train": 16, "val": 8, "test": 12, "external": 10}  # patients per split
@@ -43,7 +43,7 @@ def _patients(rng) -> pd.DataFrame:
 def _run(folder, patients, dims, rng):
     """A run folder as `thyrovid train` + `thyrovid evaluate` write it."""
     from thyrovid.config import TrainConfig
-    from thyrovid.evaluate import metrics_from_predictions
+    from thyrovid.evaluation.metrics import metrics_from_predictions
 
     folder.mkdir(parents=True)
     cfg = TrainConfig(arch="resnet50", dims=dims, width=0.25, epochs=3, input_frames=16).to_dict()
@@ -78,8 +78,8 @@ def _png(path, text=None):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """A folder in `thyrovid demo`'s layout; returns (root, metrics of the 3D run)."""
-    from thyrovid.compare import compare
-    from thyrovid.readers import reader_study
+    from thyrovid.evaluation.compare import compare
+    from thyrovid.readers.readers import reader_study
 
     rng = np.random.default_rng(0)
     root = tmp_path_factory.mktemp("demo")

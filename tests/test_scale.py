@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 import numpy as np
 import pytest
 
-from thyrovid.extract import video_ids
+from thyrovid.clips.extract import video_ids
 
 
 def naive_video_ids(videos):
@@ -60,7 +60,7 @@ def test_video_ids_equal_naive_reference(seed):
 
 def naive_consistency_problems(rows, source):
     """The original _consistency_problems: a Python loop over every nodule and patient."""
-    from thyrovid.cohort import Problem
+    from thyrovid.cohort.schema import Problem
 
     problems = []
     if rows.empty:
@@ -102,7 +102,7 @@ def naive_consistency_problems(rows, source):
 def test_consistency_problems_equal_naive_reference(seed):
     import pandas as pd
 
-    from thyrovid.cohort import _consistency_problems
+    from thyrovid.cohort.schema import _consistency_problems
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(0, 120))
@@ -124,7 +124,7 @@ def test_consistency_problems_equal_naive_reference(seed):
 def test_is_done_fast_path_equals_parsed_header(tmp_path):
     import io
 
-    from thyrovid.clipcache import _is_done_parsed, is_done
+    from thyrovid.clips.cache import _is_done_parsed, is_done
 
     rng = np.random.default_rng(0)
     cases = []

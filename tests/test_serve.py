@@ -12,7 +12,7 @@ import pytest
 
 from test_infer import build_tiny_run, evaluated_clips, logit, pairs_of
 from thyrovid.errors import UserError
-from thyrovid.infer import predict_video
+from thyrovid.inference.predict import predict_video
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def client(tiny):
     with warnings.catch_warnings():  # starlette's note about httpx vs httpx2
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
-    from thyrovid.serve.app import create_app
+    from thyrovid.serve.serve import create_app
 
     return TestClient(create_app(tiny["run"]))
 
@@ -74,7 +74,7 @@ def test_page_and_info(tiny, client):
 
 
 def test_missing_fastapi_is_one_clear_line(tiny, monkeypatch):
-    from thyrovid.serve.app import create_app
+    from thyrovid.serve.serve import create_app
 
     monkeypatch.setitem(sys.modules, "fastapi", None)
     with pytest.raises(UserError, match=r"pip install thyrovid\[serve\]"):

@@ -8,8 +8,8 @@ from collections import Counter
 import pandas as pd
 
 from test_extract import tiny_cohort
-from thyrovid.extract import extract
-from thyrovid.splits import allocate, assign_splits
+from thyrovid.clips.extract import extract
+from thyrovid.cohort.splits import allocate, assign_splits
 
 
 def patients(n: int = 200, malignant_every: int = 3) -> pd.DataFrame:

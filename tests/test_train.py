@@ -19,7 +19,8 @@ from safetensors.torch import load_file
 from test_data import make_work_dir
 from thyrovid.config import TrainConfig, load_config, parse_overrides
 from thyrovid.errors import UserError
-from thyrovid.train import add_arguments, config_from_args, load_run, train
+from thyrovid.runs import load_run
+from thyrovid.training.train import add_arguments, config_from_args, train
 
 TINY = dict(
     arch="densenet121",
@@ -176,7 +177,7 @@ def test_small_3d_network_learns_the_phantom(tmp_path):
     0.49, 0.42, 0.38, 0.29, 0.59. The seed only fixes the run together with one thread, so the
     test pins it (pytest-xdist workers otherwise use 2).
     """
-    from thyrovid.extract import extract
+    from thyrovid.clips.extract import extract
     from thyrovid.synth.cohort import SynthConfig, synthesize
 
     phantom, work = tmp_path / "phantom", tmp_path / "work"

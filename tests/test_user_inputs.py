@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from test_extract import pattern, read_clips, write_csv, write_dicom
-from thyrovid.cohort import read_cohort
-from thyrovid.extract import extract
+from thyrovid.clips.extract import extract
+from thyrovid.cohort.schema import read_cohort
 
 ROW = {"patient_id": "P1", "nodule_id": "P1-L", "video": "v.dcm", "center": "A", "label": "1",
        "frame": "5", "x0": "8", "y0": "8", "x1": "40", "y1": "30", "split": ""}  # fmt: skip

@@ -112,7 +112,7 @@ def test_cam_files_of_two_videos_with_one_name_do_not_overwrite(tiny, tmp_path, 
 def run2d(tiny, tmp_path_factory):
     from test_infer import TINY
     from thyrovid.config import TrainConfig
-    from thyrovid.train import train
+    from thyrovid.training.train import train
 
     return train(
         tiny["work"], tmp_path_factory.mktemp("run2d") / "run", TrainConfig(**{**TINY, "dims": 2})
@@ -153,7 +153,7 @@ def client(tiny):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
-    from thyrovid.serve.app import create_app
+    from thyrovid.serve.serve import create_app
 
     return TestClient(create_app(tiny["run"]), raise_server_exceptions=False)
 

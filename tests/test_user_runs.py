@@ -16,7 +16,8 @@ from test_data import make_work_dir
 from test_train import TINY as TRAIN_TINY
 from thyrovid.config import TrainConfig, load_config
 from thyrovid.errors import UserError
-from thyrovid.train import load_run, train
+from thyrovid.runs import load_run
+from thyrovid.training.train import train
 
 TINY = dict(TRAIN_TINY, device="cpu", epochs=1, max_train_batches=1, augment=False)
 
@@ -200,7 +201,7 @@ def trained(tmp_path_factory):
 def test_evaluate_skips_unreadable_and_misshapen_clips_with_one_line_each(
     trained, tmp_path, capsys
 ):
-    from thyrovid.evaluate import evaluate
+    from thyrovid.evaluation.evaluate import evaluate
 
     work, run = trained
     copy = work_dir(tmp_path)
@@ -215,11 +216,13 @@ def test_evaluate_skips_unreadable_and_misshapen_clips_with_one_line_each(
 
 
 def test_evaluate_refuses_bad_options_before_predicting(trained, monkeypatch):
-    import thyrovid.predict
-    from thyrovid.evaluate import evaluate
+    import thyrovid.inference.batch
+    from thyrovid.evaluation.evaluate import evaluate
 
     work, run = trained
-    monkeypatch.setattr(thyrovid.predict, "predict_clips", lambda *a, **k: pytest.fail("ran"))
+    monkeypatch.setattr(
+        thyrovid.inference.batch, "predict_clips", lambda *a, **k: pytest.fail("ran")
+    )
     bad = [
         (dict(threshold=1.5), r"--threshold must be in \[0, 1\], got 1.5"),
         (dict(target_sensitivity=1.2), r"--target-sensitivity must be in \(0, 1\], got 1.2"),

@@ -16,9 +16,10 @@ import pytest
 import yaml
 
 from thyrovid.cli import main
-from thyrovid.compare import compare
 from thyrovid.errors import UserError
-from thyrovid.readers import load_readers, reader_study
+from thyrovid.evaluation.compare import compare
+from thyrovid.readers.inputs import load_readers
+from thyrovid.readers.readers import reader_study
 
 
 def _readers(n_cases: int = 12, seed: int = 0) -> pd.DataFrame:

@@ -16,12 +16,13 @@ from pathlib import Path
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` in one step.
 
-    The temporary file keeps the suffix of ``path`` (writers that infer the format from it
-    keep working). On an exception the temporary file is removed and ``path`` is untouched.
+    The temporary file is ``.<stem>.tmp-<random><suffix>``: it keeps the suffix of ``path``
+    (writers that infer the format from it keep working), and what a killed process left
+    behind matches ``.*.tmp-*``. On an exception the temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     umask = os.umask(0)  # mkstemp makes 0600 files; give the result the usual mode
     os.umask(umask)

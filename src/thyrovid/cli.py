@@ -1,10 +1,12 @@
 """The `thyrovid` command line: thin, one sub-command per stage.
 
-Each stage lives in its own module, which exposes
+Each command lives in a module named after it, `thyrovid/<package>/<command>.py` (or
+`thyrovid/<command>.py`), which exposes
 
-    HELP: str                      one line for `thyrovid --help`
     add_arguments(parser) -> None  its arguments
     run(args) -> int               the exit code
+
+and its one-line help is the second entry of its row in COMMANDS below.
 
 Modules are imported only when their command runs, so `thyrovid --help` stays fast.
 A UserError becomes one line on stderr and exit code 2; tracebacks are for bugs.
@@ -23,28 +25,37 @@ from thyrovid.errors import UserError
 # command -> (module, one-line help). Order is the order of the flow.
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": (
-        "thyrovid.synth.cli",
+        "thyrovid.synth.synth",
         "write a synthetic ultrasound phantom cohort (DICOM + cohort.csv)",
     ),
     "probe": ("thyrovid.io.probe", "print a video's metadata (never patient identifiers)"),
     "extract": (
-        "thyrovid.extract",
+        "thyrovid.clips.extract",
         "validate cohort.csv and cut 32-frame ROI clips into a work folder",
     ),
-    "train": ("thyrovid.train", "train a 2D or 3D network on the extracted clips"),
+    "train": ("thyrovid.training.train", "train a 2D or 3D network on the extracted clips"),
     "evaluate": (
-        "thyrovid.evaluate",
+        "thyrovid.evaluation.evaluate",
         "predict, soft-vote clip->video->nodule->patient, metrics with CIs",
     ),
-    "compare": ("thyrovid.compare", "compare runs: paper-style table, DeLong matrix, ROC curves"),
-    "stats": ("thyrovid.stats.cli", "AUROC/DeLong and confusion-matrix metrics from a CSV"),
-    "readers": ("thyrovid.readers", "reader study: Table 4, aided vs unaided, MRMC analysis"),
-    "cam": ("thyrovid.explain", "3D/2D Grad-CAM heatmaps for clips"),
-    "predict": ("thyrovid.infer", "P(malignant) for new videos + boxes, with Grad-CAM heatmaps"),
-    "export": ("thyrovid.export", "export a trained run to ONNX for deployment"),
-    "serve": ("thyrovid.serve.app", "a local web page and JSON API for predictions (FastAPI)"),
+    "compare": (
+        "thyrovid.evaluation.compare",
+        "compare runs: paper-style table, DeLong matrix, ROC curves",
+    ),
+    "stats": ("thyrovid.evaluation.stats", "AUROC/DeLong and confusion-matrix metrics from a CSV"),
+    "readers": (
+        "thyrovid.readers.readers",
+        "reader study: Table 4, aided vs unaided, MRMC analysis",
+    ),
+    "cam": ("thyrovid.explain.cam", "3D/2D Grad-CAM heatmaps for clips"),
+    "predict": (
+        "thyrovid.inference.predict",
+        "P(malignant) for new videos + boxes, with Grad-CAM heatmaps",
+    ),
+    "export": ("thyrovid.inference.export", "export a trained run to ONNX for deployment"),
+    "serve": ("thyrovid.serve.serve", "a local web page and JSON API for predictions (FastAPI)"),
     "report": (
-        "thyrovid.report.html",
+        "thyrovid.report.report",
         "one HTML report of runs, comparisons, readers and Grad-CAM",
     ),
     "demo": ("thyrovid.demo", "the whole flow on the phantom: synth, extract, train, evaluate"),

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from thyrovid.atomic import write_text_atomic
 from thyrovid.errors import UserError
 
 SCHEDULES = ("none", "cosine", "plateau")
@@ -259,6 +260,4 @@ def save_config(config: TrainConfig, path: str | os.PathLike, meta: Mapping[str,
     path = Path(path)
     doc = config.to_dict()
     doc["meta"] = {"thyrovid_version": __version__, "git_sha": git_sha(), **dict(meta)}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(doc, sort_keys=False))

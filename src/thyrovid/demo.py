@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-HELP = "the whole flow on the phantom: synth, extract, train 3D+2D, evaluate, compare, readers, cam"
+from thyrovid.options import add_device_argument
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def _stage(summary: dict, key: str, title: str):
 
 def run_demo(s: DemoSettings) -> dict:
     """Run every stage into `s.out`; returns the summary printed by the CLI."""
-    from thyrovid.extract import extract
+    from thyrovid.clips.extract import extract
     from thyrovid.synth.cohort import SynthConfig, synthesize
 
     out = Path(s.out)
@@ -92,7 +92,7 @@ def run_demo(s: DemoSettings) -> dict:
     with _stage(summary, "cam", title):
         summary["cam_median_energy_ratio"] = _grad_cam(s, phantom, work, run_dirs[3], out)
     with _stage(summary, "report", "report: one HTML file with every table and figure"):
-        from thyrovid.report.html import build_report
+        from thyrovid.report.report import build_report
 
         summary["report"] = str(build_report(demo=out, out=out / "report.html"))
     return summary
@@ -102,8 +102,8 @@ def _train_and_evaluate(s: DemoSettings, work: Path, runs: Path, dims: int, summ
     """Train (or reuse) the `dims`-D twin, evaluate it; its headline goes into `summary`."""
     from thyrovid.config import TrainConfig
     from thyrovid.distributed import resolve_device
-    from thyrovid.evaluate import evaluate
-    from thyrovid.train import train
+    from thyrovid.evaluation.evaluate import evaluate
+    from thyrovid.training.train import train
 
     run_dir = runs / f"{dims}d_{s.arch}"
     with _stage(
@@ -129,8 +129,8 @@ def _train_and_evaluate(s: DemoSettings, work: Path, runs: Path, dims: int, summ
 
 def _compare_splits(run_dirs: dict, out: Path) -> dict:
     """3D vs 2D on the test and external splits; a split too small for DeLong is skipped."""
-    from thyrovid.compare import compare
     from thyrovid.errors import UserError
+    from thyrovid.evaluation.compare import compare
 
     result = {}
     for split in ("test", "external"):
@@ -148,7 +148,7 @@ def _reader_study(s: DemoSettings, phantom: Path, run_3d: Path, out: Path) -> di
     import pandas as pd
 
     from thyrovid.atomic import atomic_path
-    from thyrovid.readers import reader_study
+    from thyrovid.readers.readers import reader_study
     from thyrovid.synth.readers import simulate_readers
 
     preds = pd.read_csv(run_3d / "predictions.csv")
@@ -169,7 +169,7 @@ def _grad_cam(s: DemoSettings, phantom: Path, work: Path, run_3d: Path, out: Pat
     import numpy as np
 
     from thyrovid.distributed import resolve_device
-    from thyrovid.explain import explain_clips
+    from thyrovid.explain.cam import explain_clips
 
     cams = explain_clips(
         run_3d,
@@ -215,7 +215,7 @@ def add_arguments(parser) -> None:
         "--epochs", type=int, help=f"training epochs (default {d.epochs}; --full {f.epochs})"
     )
     parser.add_argument("--arch", help=f"architecture (default {d.arch}; --full {f.arch})")
-    parser.add_argument("--device", default=d.device, help="auto, cpu, cuda")
+    add_device_argument(parser, default=d.device)
     parser.add_argument(
         "--full",
         action="store_true",

@@ -65,6 +65,11 @@ def checked_device(name: str) -> torch.device:
     return dev
 
 
+def inference_device(device: str) -> str:
+    """`--device` as a torch device this machine has ("auto": CUDA when there is one)."""
+    return str(checked_device(device))
+
+
 def setup(device: str = "auto") -> tuple[int, int, torch.device]:
     """Join the process group that torchrun describes (if any) and pick this rank's device.
 

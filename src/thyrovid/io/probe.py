@@ -13,8 +13,6 @@ import json
 
 from thyrovid.io import open_video
 
-HELP = "print a video's metadata (never patient identifiers)"
-
 FIELDS = (
     "format",
     "frames",

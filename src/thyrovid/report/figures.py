@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from thyrovid.report import atomic_path  # noqa: E402
+from thyrovid.atomic import atomic_path  # noqa: E402
 
 # Okabe & Ito (2008), ordered for contrast on white paper; their yellow is left out (too faint
 # in print). 7 colours x 8 line styles (coprime counts): the first 56 curves all differ in both.

@@ -1,4 +1,4 @@
-"""The sections of the HTML report, one builder per kind of input (see `thyrovid.report.html`).
+"""The sections of the HTML report, one builder per kind of input (see `thyrovid.report.report`).
 
 Every builder reads only the columns and keys it shows, so that a column a user carried along
 (a name, an accession number) can never reach the page. Files that cannot be read are left out
@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from thyrovid.cohort.schema import SPLITS as SPLIT_ORDER
 from thyrovid.report.html import Section, ci, esc, figure, num, para, table
+from thyrovid.runs import display_name, find_work_dir
 
-SPLIT_ORDER = ("train", "val", "test", "external")
 METRIC_ROWS = (
     ("AUROC (95% CI)", "auroc"),
     ("Accuracy", "accuracy"),
@@ -57,13 +58,8 @@ class Run:
 
     @property
     def name(self) -> str:
-        from thyrovid.compare import DISPLAY_NAMES
-
-        arch, dims = self.config.get("arch"), self.config.get("dims")
-        if not arch:
-            return self.path.name
-        pretty = DISPLAY_NAMES.get(str(arch), str(arch))
-        return f"{dims}D {pretty} ({self.path.name})" if dims else f"{pretty} ({self.path.name})"
+        pretty = display_name(self.config)
+        return f"{pretty} ({self.path.name})" if pretty else self.path.name
 
 
 def _read(path: Path, skipped: list[str], reader):
@@ -80,7 +76,8 @@ def _read(path: Path, skipped: list[str], reader):
         return None
 
 
-def load_run(path: Path, skipped: list[str]) -> Run:
+def read_run(path: Path, skipped: list[str]) -> Run:
+    """What the report shows of a run folder, each file read leniently (see `_read`)."""
     config = _read(path / "config.yaml", skipped, lambda p: yaml.safe_load(p.read_text()))
     pred_cols = {"level", "split", "label", "prob"}
     return Run(
@@ -95,21 +92,7 @@ def load_run(path: Path, skipped: list[str]) -> Run:
 
 def find_work(run: Run) -> Path | None:
     """The run's work folder: config meta.work_dir / work_dir, else metrics.json work_dir."""
-    meta = run.config.get("meta") or {}
-    for w in (
-        meta.get("work_dir"),
-        run.config.get("work_dir"),
-        (run.metrics or {}).get("work_dir"),
-    ):
-        if not w:
-            continue
-        w = Path(str(w))
-        here = [w] if w.is_absolute() else [run.path / w, run.path.parent / w,
-                                            run.path.parent.parent / w, Path.cwd() / w]  # fmt: skip
-        for cand in here:
-            if (cand / "clips.csv").is_file():
-                return cand.resolve()
-    return None
+    return find_work_dir(run.path, run.config, run.metrics, search=True)
 
 
 def show(path: Path, base: Path) -> str:
@@ -343,45 +326,3 @@ def train_command(run: Run, base: Path) -> list[str]:
             parts += ["--target-sensitivity", str(thr.get("target"))]
         out.append(" ".join(shlex.quote(p) for p in parts))
     return out
-
-
-# --------------------------------------------------------------------------- all of them
-
-
-def build_sections(inp, base: Path) -> tuple[list[Section], list[str], list[str]]:
-    """Every section the inputs allow, in the order of the flow.
-
-    Args:
-        inp: `thyrovid.report.html.ReportInputs`.
-        base: the report's folder (paths are shown relative to it).
-
-    Returns:
-        (sections, reconstructed commands, skipped-file lines).
-    """
-    from thyrovid.report.study_sections import cam_section, compare_section, readers_section
-
-    skipped: list[str] = []
-    runs = [load_run(p, skipped) for p in dict.fromkeys(inp.runs)]
-    works = list(dict.fromkeys([w.resolve() for w in inp.work] + [
-        w for w in (find_work(r) for r in runs) if w is not None]))  # fmt: skip
-    truth = read_truth(inp.phantom, skipped)
-    ceilings = bayes_ceilings(truth) if truth is not None else None
-    sections: list[Section | None] = [cohort_section(works, ceilings, base, skipped)]
-    commands: list[str] = []
-    if runs:
-        sections.append(overview_section(runs, ceilings))
-        for i, run in enumerate(runs):
-            sections.append(run_section(run, f"run-{i + 1}"))
-            commands += train_command(run, base)
-    if inp.compare:
-        found = [compare_section(c, f"compare-{i + 1}", base, skipped)
-                 for i, c in enumerate(inp.compare)]  # fmt: skip
-        if any(found):
-            how = "One block per compare folder (one split and level each)."
-            sections.append(Section("compare", "Model comparison", how))
-            sections += found
-    if inp.readers is not None:
-        sections.append(readers_section(inp.readers, skipped))
-    if inp.cam is not None:
-        sections.append(cam_section(inp.cam, skipped))
-    return [s for s in sections if s is not None], commands, skipped

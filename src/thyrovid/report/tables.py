@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from thyrovid.report import write_text_atomic
+from thyrovid.atomic import write_text_atomic
 
 # (row label, metric key, show the CI). The paper prints F1 and kappa without a CI.
 PAPER_ROWS: tuple[tuple[str, str, bool], ...] = (

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.stats import binom, chi2, norm
 
 from thyrovid.errors import UserError
-from thyrovid.stats.proportions import _binary, _count
+from thyrovid.stats.counts import _binary, _count
 
 EXACT_BELOW = 25  # b + c below this: exact binomial test
 

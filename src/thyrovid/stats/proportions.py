@@ -19,6 +19,8 @@ import numpy as np
 from scipy.stats import beta, norm
 
 from thyrovid.errors import UserError
+from thyrovid.stats.agreement import cohen_kappa
+from thyrovid.stats.counts import _binary, _count
 
 METHODS = ("wilson", "wald", "clopper-pearson")
 
@@ -27,12 +29,6 @@ def _z(level: float) -> float:
     if not 0.0 < level < 1.0:
         raise UserError(f"confidence level must be in (0, 1), got {level}")
     return float(norm.ppf(0.5 + level / 2.0))
-
-
-def _count(name: str, v) -> int:
-    if isinstance(v, bool) or int(v) != v or v < 0:
-        raise UserError(f"{name} must be a non-negative integer count, got {v!r}")
-    return int(v)
 
 
 def proportion_ci(k: int, n: int, method: str = "wilson", level: float = 0.95):
@@ -115,8 +111,6 @@ def binary_metrics(tp: int, fp: int, tn: int, fn: int, ci: str = "wilson", level
         interval of Fleiss, Cohen & Everitt (1969) whatever ``ci`` is. A metric whose
         denominator is 0 (e.g. PPV with no positive predictions) has value None.
     """
-    from thyrovid.stats.agreement import cohen_kappa  # agreement imports this module
-
     tp, fp, tn, fn = (_count(n, v) for n, v in (("tp", tp), ("fp", fp), ("tn", tn), ("fn", fn)))
     if ci not in METHODS:
         raise UserError(f"CI method must be one of {METHODS}, got {ci!r}")
@@ -155,18 +149,3 @@ def confusion(truth, pred) -> tuple[int, int, int, int]:
     tn = int(np.sum(~t & ~p))
     fn = int(np.sum(t & ~p))
     return tp, fp, tn, fn
-
-
-def _binary(name: str, v) -> np.ndarray:
-    a = np.asarray(v)
-    if a.ndim != 1:
-        raise UserError(f"{name} must be 1-D, got shape {a.shape}")
-    if a.dtype == bool:
-        return a
-    if a.dtype.kind not in "iuf":
-        raise UserError(f"{name} must be 0/1, got dtype {a.dtype}")
-    bad = ~np.isin(a, (0, 1))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise UserError(f"{name} must be 0/1; index {i} holds {a[i]!r}")
-    return a.astype(bool)

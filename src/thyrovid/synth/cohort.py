@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from thyrovid.atomic import write_text_atomic
-from thyrovid.cohort import COLUMNS
+from thyrovid.atomic import atomic_path, write_text_atomic
+from thyrovid.cohort.schema import COLUMNS
 from thyrovid.synth import anatomy
 from thyrovid.synth.profiles import CenterProfile, select_centers
 from thyrovid.synth.video import NoduleTask, VideoPlan, render_nodule
@@ -256,9 +256,8 @@ def _run_tasks(tasks: list[NoduleTask], out: Path, workers: int, progress: bool)
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False, lineterminator="\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")
 
 
 def _write_readers(truth: pd.DataFrame, path: Path, seed: int) -> bool:

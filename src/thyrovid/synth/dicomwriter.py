@@ -9,7 +9,6 @@ UIDs are derived from the cohort seed, and no clock time is written, so files ar
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
 
+from thyrovid.atomic import atomic_path
 from thyrovid.synth.profiles import CenterProfile
 
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
@@ -208,9 +208,8 @@ def write_dicom(
         ds.PixelData = np.ascontiguousarray(frames).tobytes()
         ds["PixelData"].VR = "OB"
         ds.LossyImageCompression = "00"
-    tmp = path.with_name(f".{path.name}.tmp")
-    ds.save_as(tmp, enforce_file_format=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        ds.save_as(tmp, enforce_file_format=True)
 
 
 def _region_item(layout: Layout, profile: CenterProfile) -> Dataset:

@@ -5,7 +5,6 @@ pick its key frames and annotator boxes for cohort.csv.
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from thyrovid.atomic import atomic_path
 from thyrovid.synth.dicomwriter import compose, layout_for, overlay, write_dicom
 from thyrovid.synth.profiles import CenterProfile
 from thyrovid.synth.render import RenderedVideo, render_video
@@ -186,11 +186,12 @@ def _write_masks(
     arrays["elevation_mm"] = z.astype(np.float32)
     arrays["region"] = np.array([layout.x0, layout.y0, layout.x1, layout.y1], np.int32)
     arrays["spacing_mm"] = np.float32(spacing)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with (
+        atomic_path(path) as tmp,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+    ):
         for name, arr in arrays.items():
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.asanyarray(arr), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             zf.writestr(info, buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
-    os.replace(tmp, path)

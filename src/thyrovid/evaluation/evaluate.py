@@ -1,0 +1,213 @@
+"""`thyrovid evaluate`: predict, soft-vote clip -> video -> nodule -> patient, metrics with CIs.
+
+Writes into the run folder:
+
+- ``predictions.csv``: level (clip/video/nodule/patient), id, patient_id, center, split, label, prob
+  (P(malignant)); see :func:`thyrovid.inference.voting.soft_vote` for the vote and the truth per level.
+- ``metrics.json``: the threshold and where it came from, then per split and level: n, n_pos,
+  AUROC with its DeLong CI, ACC/SEN/SPE/PPV/NPV/F1/kappa with CIs, Brier score, calibration.
+
+The decision threshold is chosen ONCE, on the validation split at PATIENT level (Youden by
+default, or the highest threshold reaching ``--target-sensitivity``), or given with
+``--threshold``; it is then applied unchanged to every split and level (predict malignant when
+P >= threshold). Without a usable validation split it is 0.5, with a warning. The validation
+split is always predicted when the work folder has one, since the threshold needs it.
+
+Calibration: logistic regression of the truth on logit(p) (intercept and slope fitted jointly;
+a well-calibrated model has intercept 0, slope 1; a slope < 1 means over-confident scores) and a
+reliability table over ten equal-width probability bins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from thyrovid.atomic import write_text_atomic
+from thyrovid.errors import UserError
+from thyrovid.evaluation.metrics import CI_METHODS, SPLIT_ORDER, metrics_from_predictions
+from thyrovid.options import add_device_argument, add_work_argument
+from thyrovid.runs import check_threshold
+
+
+# --------------------------------------------------------------------------- the stage
+def write_predictions(predictions: pd.DataFrame, path: Path) -> Path:
+    """predictions.csv, atomically; probabilities with full float precision."""
+    return write_text_atomic(path, predictions.to_csv(index=False, float_format="%.17g"))
+
+
+def check_options(threshold, target_sensitivity, ci: str, tta: int, batch_size: int) -> None:
+    """Refuse out-of-range options before any prediction is made (one line each)."""
+    if threshold is not None and target_sensitivity is not None:
+        raise UserError("give --threshold or --target-sensitivity, not both")
+    if threshold is not None:
+        check_threshold(threshold)
+    if target_sensitivity is not None and not 0.0 < target_sensitivity <= 1.0:
+        raise UserError(f"--target-sensitivity must be in (0, 1], got {target_sensitivity}")
+    if ci not in CI_METHODS:
+        raise UserError(f"--ci must be one of {', '.join(CI_METHODS)}, got {ci!r}")
+    if tta < 1:
+        raise UserError(f"--tta must be >= 1, got {tta}")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+
+
+def evaluate(
+    run_dir: str | os.PathLike,
+    splits: Sequence[str] = SPLIT_ORDER,
+    work_dir: str | os.PathLike | None = None,
+    tta: int = 1,
+    threshold: float | None = None,
+    target_sensitivity: float | None = None,
+    ci: str = "wilson",
+    ci_level: float = 0.95,
+    device: str = "cpu",
+    batch_size: int = 16,
+) -> dict:
+    """Predict the clips of ``splits``, soft-vote, write predictions.csv and metrics.json.
+
+    Args:
+        run_dir: run folder from ``thyrovid train``.
+        splits: splits to report (val is always predicted when present: it sets the threshold).
+        work_dir: work folder from ``thyrovid extract``; default: the one in RUN/config.yaml.
+        tta: test-time views averaged per clip (see :mod:`thyrovid.inference.batch`).
+        threshold: fixed threshold (skips the choice on validation).
+        target_sensitivity: choose the highest validation threshold with at least this sensitivity.
+        ci, ci_level: confidence intervals of the proportions (AUROC: DeLong).
+        device: torch device for inference.
+        batch_size: clips per forward pass.
+
+    Returns:
+        The metrics dict written to metrics.json (on every rank under torchrun; rank 0 writes).
+    """
+    from thyrovid import distributed
+    from thyrovid.clips.dataset import read_clips
+    from thyrovid.inference.batch import predict_clips
+    from thyrovid.inference.voting import soft_vote
+    from thyrovid.runs import work_dir as recorded_work_dir
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir}: not a run folder (no config.yaml)")
+    check_options(threshold, target_sensitivity, ci, tta, batch_size)
+    work_dir = Path(work_dir) if work_dir is not None else recorded_work_dir(run_dir)
+    clips = read_clips(work_dir)
+    available = set(clips["split"].astype(str))
+    wanted = [s for s in splits if s in available]
+    if not wanted:
+        raise UserError(
+            f"{work_dir}/clips.csv has none of the splits {', '.join(splits) or '(none)'}; "
+            f"it has {', '.join(sorted(available))}: choose with --splits"
+        )
+    for s in splits:
+        if s not in available and distributed.is_main():
+            print(f"note: split {s!r} not in {work_dir}/clips.csv; skipped", file=sys.stderr)
+    if "val" in available and "val" not in wanted:
+        wanted = ["val", *wanted]
+
+    probs = predict_clips(run_dir, work_dir, wanted, device=device, batch_size=batch_size, tta=tta)
+    chosen = clips[clips["split"].astype(str).isin(wanted)].copy()
+    chosen["clip_id"] = chosen["clip_id"].astype(str)
+    chosen = chosen.drop(columns=["prob"], errors="ignore").merge(probs, on="clip_id", how="left")
+    missing = chosen["prob"].isna()
+    if missing.any() and distributed.is_main():
+        print(f"warning: {int(missing.sum())} clip(s) got no prediction; left out", file=sys.stderr)
+    predictions = soft_vote(chosen)
+    metrics = metrics_from_predictions(predictions, threshold, target_sensitivity, ci, ci_level)
+    metrics = {"run": run_dir.name, "work_dir": str(work_dir), "tta": int(tta), **metrics}
+    if distributed.is_main():
+        write_predictions(predictions, run_dir / "predictions.csv")
+        write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+# --------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "writes RUN/predictions.csv (P(malignant) per clip, video, nodule, patient) and "
+        "RUN/metrics.json (per split and level, with 95% CIs); one threshold, chosen on "
+        "validation patients, is applied to every split."
+    )
+    parser.add_argument("run", type=Path, help="run folder written by `thyrovid train`")
+    add_work_argument(parser)
+    parser.add_argument(
+        "--splits",
+        default="val,test,external",
+        help="comma-separated splits to report (default: %(default)s); val is always "
+        "predicted when present, since it sets the threshold",
+    )
+    parser.add_argument(
+        "--tta",
+        type=int,
+        default=1,
+        help="test-time views per clip: 1 none, 2 +flip, >2 +temporal shifts",
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="fixed decision threshold on P(malignant), in [0, 1] (default: Youden index on "
+        "validation patients; 0.5 without a validation split of both classes)",
+    )
+    group.add_argument("--target-sensitivity", type=float, default=None,
+                       help="instead, the highest threshold reaching this sensitivity, in (0, 1], "
+                       "on validation patients")  # fmt: skip
+    parser.add_argument(
+        "--ci",
+        choices=CI_METHODS,
+        default="wilson",
+        help="CIs of ACC/SEN/SPE/PPV/NPV (default: %(default)s; paper: wald); AUROC: DeLong",
+    )
+    add_device_argument(parser, default="auto")
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="clips per forward pass (default: 16)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from thyrovid import distributed
+
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    main = True
+    try:
+        metrics = evaluate(
+            args.run, splits, work_dir=args.work, tta=args.tta, threshold=args.threshold,
+            target_sensitivity=args.target_sensitivity, ci=args.ci, device=args.device,
+            batch_size=args.batch_size,
+        )  # fmt: skip
+        main = distributed.is_main()
+    finally:
+        distributed.cleanup()
+    if main:
+        summary = _summary(metrics)
+        summary["wrote"] = [str(args.run / "predictions.csv"), str(args.run / "metrics.json")]
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _summary(metrics: dict) -> dict:
+    """Patient-level AUROC/ACC/SEN/SPE per split, for the terminal."""
+    out = {
+        "threshold": metrics["threshold"]["value"],
+        "threshold_source": metrics["threshold"]["source"],
+    }
+    for split, levels in metrics["splits"].items():
+        block = levels.get("patient")
+        if block:
+            out[split] = {
+                "n_patients": block["n"],
+                **{
+                    k: block[k]["value"]
+                    for k in ("auroc", "accuracy", "sensitivity", "specificity")
+                },
+            }
+            if "note" in block["auroc"]:
+                out[split]["auroc_note"] = block["auroc"]["note"]
+    return out

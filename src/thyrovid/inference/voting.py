@@ -1,0 +1,103 @@
+"""Soft voting from clip to patient.
+
+The paper predicts every clip of a patient and soft-votes the probabilities into one
+patient-level call. Here the vote is hierarchical and every level is kept:
+
+    clip    -> P(malignant) from the network (sigmoid of its logit)
+    video   =  mean over the video's key-frame clips
+    nodule  =  mean over the nodule's videos
+    patient =  mean over the patient's nodules
+
+Truth: clip, video and nodule carry the nodule's pathology label (1 = malignant); a patient
+is positive when ANY of its nodules is malignant.
+
+`LEVELS` is the one list of these levels, finest first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+LEVELS = ("clip", "video", "nodule", "patient")
+VOTE_COLUMNS = ["level", "id", "patient_id", "center", "split", "label", "prob"]
+_CLIP_COLUMNS = [
+    "clip_id",
+    "patient_id",
+    "nodule_id",
+    "video_id",
+    "center",
+    "split",
+    "label",
+    "prob",
+]
+
+
+# --------------------------------------------------------------------------- voting
+def _qualified(keys: pd.DataFrame, own: str, parents: Sequence[str]) -> pd.Series:
+    """Ids for one level: the own id, or, if any own id is ambiguous, "parent/.../own" for all.
+
+    ``nodule_id`` need not be unique across patients ("N1" may occur in every patient), so
+    then every nodule id of the table becomes "P007/N1".
+    """
+    own_ids = keys[own].astype(str)
+    n_parents = keys.groupby(own_ids, sort=False)[list(parents)].transform("nunique").max(axis=1)
+    if not (n_parents > 1).any():
+        return own_ids
+    prefix = keys[list(parents)].astype(str).agg("/".join, axis=1)
+    return prefix + "/" + own_ids
+
+
+def soft_vote(clips_with_prob: pd.DataFrame) -> pd.DataFrame:
+    """Average clip probabilities up to video, nodule and patient level.
+
+    Args:
+        clips_with_prob: one row per clip with columns clip_id, patient_id, nodule_id (optional;
+            missing or empty means the patient_id, as in cohort.csv), video_id, center, split, label (0/1, 1 = malignant) and
+            prob (float, P(malignant)). Rows with a missing prob are ignored.
+
+    Returns:
+        DataFrame with columns level ("clip"/"video"/"nodule"/"patient"), id, patient_id, center,
+        split, label (int 0/1), prob (float64), rows ordered by level then first appearance.
+        video = mean of its clips; nodule = mean of its videos; patient = mean of its nodules
+        (an unweighted mean at each step, so a nodule with many clips does not dominate).
+        A patient's label is 1 if any of its nodules is malignant. Groups never cross splits.
+    """
+    df = clips_with_prob.copy()
+    if "nodule_id" not in df.columns:
+        df["nodule_id"] = df["patient_id"]
+    missing = [c for c in _CLIP_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"soft_vote: clips table lacks columns {missing}")
+    df = df[df["prob"].notna()].reset_index(drop=True)
+    df["label"] = df["label"].astype(int)
+    df["prob"] = df["prob"].astype(np.float64)
+    for col in ("patient_id", "nodule_id", "video_id", "clip_id", "split", "center"):
+        df[col] = df[col].fillna("").astype(str)
+    df["nodule_id"] = df["nodule_id"].where(df["nodule_id"] != "", df["patient_id"])
+
+    hierarchy = {
+        "video": ["split", "patient_id", "nodule_id", "video_id"],
+        "nodule": ["split", "patient_id", "nodule_id"],
+        "patient": ["split", "patient_id"],
+    }
+    clip_rows = df.assign(level="clip", id=df["clip_id"])[VOTE_COLUMNS]
+    out = [clip_rows]
+    current = df  # the level below, with one row per member and its prob
+    for level, keys in hierarchy.items():
+        grouped = current.groupby(keys, sort=False)
+        voted = grouped.agg(
+            center=("center", "first"),
+            label=("label", "max"),
+            prob=("prob", "mean"),
+        ).reset_index()
+        own = keys[-1]
+        voted["id"] = _qualified(voted, own, keys[1:-1]) if len(keys) > 2 else voted[own]
+        voted["level"] = level
+        out.append(voted[VOTE_COLUMNS])
+        current = voted.drop(columns=["id", "level"])
+    result = pd.concat(out, ignore_index=True)
+    result["label"] = result["label"].astype(int)
+    return result

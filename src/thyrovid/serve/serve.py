@@ -1,0 +1,198 @@
+"""`thyrovid serve RUN [--host 127.0.0.1] [--port 8000]`: predictions over HTTP, and a page.
+
+    GET  /          one static page: upload a video, give the key frame and box, see the result
+    GET  /info      the run: architecture, preprocessing (frames, size, expand), threshold
+    POST /predict   multipart form: file (the video), frame (0-based key frame) and box
+                    ("x0,y0,x1,y1", pixels, x1/y1 exclusive); frame and box may repeat (one
+                    clip per pair, soft-voted); cam=true adds a Grad-CAM montage per clip
+                    (base64 PNG). Answers JSON: prob (P(malignant) of the video), decision,
+                    threshold, threshold_source, clips; a bad input answers 400 {"error": ...}.
+
+The prediction is `thyrovid.inference.predict.Predictor.predict`, the same code as `thyrovid predict`;
+the model is loaded once when the app starts. Uploads go to a temporary folder that is removed
+after the request; the answer never contains the file name or any DICOM identifier.
+No authentication: keep the default host 127.0.0.1 unless a proxy in front handles access.
+"""
+
+import base64
+import os
+import sys
+import tempfile
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+from thyrovid.errors import UserError
+from thyrovid.options import add_device_argument, add_work_argument
+
+INSTALL = "pip install thyrovid[serve]  (fastapi, uvicorn, python-multipart)"
+STATIC = Path(__file__).resolve().parent / "static"
+UPLOAD_CHUNK = 1 << 20
+KNOWN_SUFFIXES = {".dcm", ".dicom", ".dic", ".avi", ".mp4", ".mov", ".mkv", ".m4v", ".mpg",
+                  ".mpeg", ".wmv"}  # fmt: skip
+
+
+def _require_fastapi():
+    try:
+        import fastapi  # noqa: F401
+        import multipart  # noqa: F401  (python-multipart: FastAPI's form parser)
+    except ImportError as exc:
+        raise UserError(f"thyrovid serve needs {exc.name}: {INSTALL}") from None
+
+
+def _png_base64(rgb) -> str:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:  # pragma: no cover - cv2 encodes any uint8 RGB image
+        raise RuntimeError("PNG encoding failed")
+    return base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def _answer(result: dict) -> dict:
+    """The JSON answer: the prediction without file paths, montages as base64 PNG."""
+    clips = []
+    for c in result["clips"]:
+        item = {k: v for k, v in c.items() if k not in ("montage", "cam_png", "cam_avi")}
+        if "montage" in c:
+            item["heatmap_png"] = _png_base64(c["montage"])
+        clips.append(item)
+    keep = ("prob", "decision", "threshold", "threshold_source", "vote", "run", "model",
+            "preprocessing", "notes")  # fmt: skip
+    return {**{k: result[k] for k in keep}, "clips": clips}
+
+
+FIELDS = {"file": "the video", "frame": "the 0-based key frame, an integer",
+          "box": "x0,y0,x1,y1 in pixels", "cam": "true or false"}  # fmt: skip
+
+
+def _form_problem(errors) -> str:
+    """FastAPI's validation errors as one line naming each form field and what it takes."""
+    parts = []
+    for err in errors:
+        loc = [str(v) for v in err.get("loc", ()) if v != "body"]
+        name = loc[0] if loc else "request"
+        what = FIELDS.get(name, "")
+        if err.get("type") == "missing":
+            parts.append(f"missing form field {name!r} ({what})" if what else f"missing {name}")
+        else:
+            got = repr(err.get("input"))
+            got = got if len(got) <= 40 else got[:37] + "..."
+            parts.append(f"form field {name!r}: {got} is not {what or 'valid'}")
+    return "; ".join(dict.fromkeys(parts))
+
+
+def _upload_path(upload, folder: str) -> Path:
+    """Where an upload is saved: `folder`/upload plus its suffix when it is a known one."""
+    suffix = Path(upload.filename or "").suffix.lower()
+    return Path(folder) / ("upload" + (suffix if suffix in KNOWN_SUFFIXES else ""))
+
+
+def _save_upload(upload, path: Path, max_bytes: int) -> Path:
+    """Copy the uploaded file to `path` in chunks, refusing more than `max_bytes`."""
+    size = 0
+    with open(path, "wb") as fh:
+        while chunk := upload.file.read(UPLOAD_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise UserError(f"uploaded video is larger than {max_bytes >> 20} MiB")
+            fh.write(chunk)
+    if size == 0:
+        raise UserError("uploaded video is empty")
+    return path
+
+
+def create_app(
+    run_dir: str | os.PathLike,
+    device: str = "cpu",
+    work_dir: str | os.PathLike | None = None,
+    max_upload_mb: int = 2048,
+):
+    """The FastAPI app serving one run.
+
+    Args:
+        run_dir: run folder from `thyrovid train` (threshold from its metrics.json).
+        device: torch device for inference.
+        work_dir: the run's work folder, when the run does not record its extract parameters.
+        max_upload_mb: largest accepted video.
+
+    Returns:
+        fastapi.FastAPI.
+    """
+    _require_fastapi()
+    from fastapi import FastAPI, File, Form, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse
+
+    from thyrovid.inference.predict import Predictor, parse_box
+
+    predictor = Predictor(run_dir, device, work_dir=work_dir)
+    lock = threading.Lock()  # one prediction at a time: Grad-CAM hooks the shared model
+    app = FastAPI(title="thyrovid", description=__doc__.split("\n\n")[0])
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_form(request, exc: RequestValidationError):  # not FastAPI's 422 detail list
+        return JSONResponse({"error": _form_problem(exc.errors())}, 400)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return (STATIC / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/info")
+    def info() -> dict:
+        return {
+            "run": predictor.run_dir.name,
+            "model": {"arch": predictor.config.arch, "dims": int(predictor.config.dims)},
+            "preprocessing": asdict(predictor.prep) | {"notes": predictor.notes},
+            "threshold": predictor.threshold,
+            "threshold_source": predictor.threshold_source,
+        }
+
+    @app.post("/predict")
+    def predict(
+        file: Annotated[UploadFile, File(description="the video: DICOM, AVI, MP4, ...")],
+        frame: Annotated[list[int], Form(description="0-based key frame; repeat per box")],
+        box: Annotated[list[str], Form(description="x0,y0,x1,y1 in pixels, x1/y1 exclusive")],
+        cam: Annotated[bool, Form(description="add a Grad-CAM montage per clip")] = False,
+    ):
+        with tempfile.TemporaryDirectory(prefix="thyrovid-serve-") as folder:
+            path = _upload_path(file, folder)
+            try:
+                if len(frame) != len(box):
+                    raise UserError(f"give one frame per box (got {len(frame)} and {len(box)})")
+                pairs = [(f, parse_box(b)) for f, b in zip(frame, box)]
+                _save_upload(file, path, max_upload_mb << 20)
+                with lock:
+                    result = predictor.predict(path, pairs, cam=cam)
+            except UserError as exc:  # the temp path means nothing to the user
+                message = str(exc).replace(str(path), "uploaded video")
+                return JSONResponse({"error": message.replace(folder, "upload")}, 400)
+        return _answer(result)
+
+    return app
+
+
+def add_arguments(parser) -> None:
+    """The `thyrovid serve` arguments."""
+    parser.add_argument("run", help="run folder written by `thyrovid train`")
+    parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    add_device_argument(parser, default="cpu")
+    add_work_argument(parser)
+    parser.add_argument("--max-upload-mb", type=int, default=2048, help="largest video accepted")
+
+
+def run(args) -> int:
+    """Serve until interrupted."""
+    _require_fastapi()
+    try:
+        import uvicorn
+    except ImportError:
+        raise UserError(f"thyrovid serve needs uvicorn: {INSTALL}") from None
+    app = create_app(args.run, args.device, args.work, args.max_upload_mb)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host} without authentication", file=sys.stderr)
+    print(f"thyrovid serve: http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

@@ -1,0 +1,3 @@
+"""`thyrovid train`: the command and its run (`train`), the epoch (`engine`), on-device
+augmentation (`augment`) and the files a run writes (`runfolder`).
+"""

@@ -1,0 +1,121 @@
+"""The run folder of `thyrovid train`: what is written, read and resumed.
+
+    config.yaml        resolved TrainConfig + meta (input shape, work folder, selection, ...)
+    model.safetensors  the selected weights (safetensors: loading never unpickles)
+    state/last.pt      resume state: tensors and plain containers, loaded with weights_only=True
+    log.csv            one row per epoch (LOG_FIELDS)
+    tb/                TensorBoard event files, when tensorboard is installed
+
+Every file is written under a temporary name and renamed, so a killed run leaves whole files.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from thyrovid import distributed as dist
+from thyrovid.atomic import atomic_path
+from thyrovid.clips.dataset import ClipDataset
+from thyrovid.config import TrainConfig, read_yaml, save_config
+from thyrovid.runs import read_extract_json
+
+LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_auroc", "lr", "clips_per_s", "seconds")
+# May differ between the first start and a --resume of the same run.
+RESUMABLE_CHANGES = {"device", "num_workers", "epochs", "patience", "tensorboard", "eval_every"}
+
+
+def save_weights(model: nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+
+
+def save_state(state: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def read_log(path: Path, upto_epoch: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [r for r in csv.DictReader(f) if int(r["epoch"]) <= upto_epoch]
+
+
+def write_log(rows: list[dict], path: Path) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def tensorboard_writer(config: TrainConfig, out: Path):
+    if not (config.tensorboard and dist.is_main()):
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(out / "tb"))
+
+
+def open_run(
+    out: Path, config: TrainConfig, resume: bool, train_ds: ClipDataset
+) -> tuple[str | None, dict | None]:
+    """(problem message or None, resume state or None) for the run folder `out`."""
+    if not (out / "config.yaml").is_file():
+        if resume:
+            print(f"note: {out} holds no run yet; starting a new one", file=sys.stderr)
+        return None, None
+    if not resume:
+        return f"{out}: already holds a run; pass --resume or choose a new --out", None
+    saved, now = read_yaml(out / "config.yaml"), config.to_dict()
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    if changed:
+        return f"{out}: --resume with different {', '.join(changed)}; use a new --out", None
+    meta = saved.get("meta") or {}
+    data = {"input_shape": list(train_ds.shape()), "clips_train": len(train_ds)}
+    moved = [f"{k} {meta[k]} -> {v}" for k, v in data.items() if k in meta and meta[k] != v]
+    if moved:
+        return f"{out}: --resume on other training data ({', '.join(moved)}); use a new --out", None
+    path = out / "state" / "last.pt"
+    if not path.is_file():
+        print(f"note: {path}: not found (stopped in epoch 1); starting again", file=sys.stderr)
+        return None, None
+    return None, torch.load(path, map_location="cpu", weights_only=True)
+
+
+def write_config(
+    out: Path, config: TrainConfig, work_dir, train_ds, world_size: int, select_by: str
+) -> None:
+    (out / "state").mkdir(parents=True, exist_ok=True)
+    meta = {
+        "selected_by": select_by,
+        "input_shape": list(train_ds.shape()),
+        "world_size": world_size,
+        "clips_train": len(train_ds),
+        "work_dir": str(Path(work_dir).resolve()),
+        "extract": read_extract_json(work_dir),
+    }
+    save_config(config, out / "config.yaml", meta)
+
+
+def resume_state(epoch: int, net, optimizer, scheduler, scaler, best, bad_evals) -> dict:
+    """What state/last.pt holds after `epoch` (0-based): enough to continue bit-exactly (CPU)."""
+    return {
+        "epoch": epoch,
+        "model": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else {},
+        "scaler": scaler.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "best_metric": best,
+        "bad_evals": bad_evals,
+    }
