@@ -157,3 +157,11 @@ def test_each_command_lives_in_a_module_named_after_it(command):
     tree = ast.parse(path.read_text())
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert {"add_arguments", "run"} <= defined, f"{module} lacks add_arguments/run"
+
+
+def test_test_files_have_unique_names():
+    """tests/ has no __init__.py (importmode prepend): two test files of one name would clash."""
+    tests = Path(__file__).resolve().parent
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert not list(tests.rglob("__init__.py"))

@@ -1,6 +1,6 @@
 """Clinical statistics: AUROC with DeLong CIs and tests, proportion CIs, kappa, McNemar, bootstrap.
 
-Validated against pROC's published values on its aSAH data (see tests/test_stats_roc.py).
+Validated against pROC's published values on its aSAH data (see tests/stats/test_stats_roc.py).
 """
 
 from thyrovid.stats.agreement import cohen_kappa, kappa_table, mcnemar

@@ -1,7 +1,7 @@
 """DeLong tests between two AUROCs, paired (same cases) or unpaired, as pROC's roc.test.
 
 The AUROCs and their DeLong covariance come from `thyrovid.stats.roc`. Validated against
-pROC's published test values on its aSAH data (tests/test_stats_roc.py).
+pROC's published test values on its aSAH data (tests/stats/test_stats_roc.py).
 """
 
 from __future__ import annotations

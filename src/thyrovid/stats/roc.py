@@ -13,7 +13,7 @@ Conventions (the same as pROC with ``direction = "<"``):
   receiver operating characteristic curves", IEEE Signal Processing Letters 21(11), which
   needs only midranks: O(N log N) per score instead of O(m n) (here one sort per score).
 
-Validated against pROC's published test values on its aSAH data (tests/test_stats_roc.py).
+Validated against pROC's published test values on its aSAH data (tests/stats/test_stats_roc.py).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """thyrovid extract: windows, ROI crops to the exact pixel, cache, resume after SIGKILL, speed.
 
 The fixture videos are uncompressed DICOMs written here: frame t has pixel (y, x) equal to
-(x + 2y + 7t) mod 256, so a crop can be checked pixel by pixel. test_cohort.py and
-test_splits.py import these fixture writers.
+(x + 2y + 7t) mod 256, so a crop can be checked pixel by pixel (the writers
+are tests/helpers.py's, shared with the cohort tests).
 """
 
 from __future__ import annotations
@@ -19,103 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import pattern, read_clips, tiny_cohort, write_csv, write_dicom
 from thyrovid.clips.extract import extract, video_ids
 from thyrovid.clips.geometry import clip_window, expand_box, window_indices
 from thyrovid.errors import CohortError, UserError
-
-
-def pattern(n_frames: int, height: int, width: int) -> np.ndarray:
-    """(T, H, W) uint8 with value (x + 2y + 7t) mod 256."""
-    t = np.arange(n_frames)[:, None, None]
-    y = np.arange(height)[None, :, None]
-    x = np.arange(width)[None, None, :]
-    return ((x + 2 * y + 7 * t) % 256).astype(np.uint8)
-
-
-def write_dicom(path: Path, frames: np.ndarray, region=None) -> Path:
-    """Write (T, H, W) uint8 as an uncompressed MONOCHROME2 multi-frame ultrasound DICOM."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "US"
-    ds.PatientName = "Secret^Name"
-    ds.NumberOfFrames = frames.shape[0]
-    ds.Rows, ds.Columns = frames.shape[1], frames.shape[2]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.FrameTime = 40.0
-    if region is not None:
-        item = Dataset()
-        item.RegionLocationMinX0, item.RegionLocationMinY0 = region[0], region[1]
-        item.RegionLocationMaxX1, item.RegionLocationMaxY1 = region[2] - 1, region[3] - 1
-        item.RegionSpatialFormat = 1
-        item.RegionDataType = 1
-        item.PhysicalUnitsXDirection = item.PhysicalUnitsYDirection = 3
-        item.PhysicalDeltaX = item.PhysicalDeltaY = 0.01
-        ds.SequenceOfUltrasoundRegions = Sequence([item])
-    ds.PixelData = np.ascontiguousarray(frames, dtype=np.uint8).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    cols = list(rows[0])
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    return path
-
-
-def tiny_cohort(
-    root: Path,
-    n_patients: int = 6,
-    n_frames: int = 40,
-    height: int = 48,
-    width: int = 64,
-    keys=(5, 20),
-    centers=("A", "B", "C"),
-) -> Path:
-    """`n_patients` patients, one video each, one nodule, len(keys) key frames; cohort.csv."""
-    rows = []
-    video = pattern(n_frames, height, width)
-    for p in range(n_patients):
-        rel = f"videos/P{p:03d}.dcm"
-        write_dicom(root / rel, video)
-        for k in keys:
-            rows.append(
-                {
-                    "patient_id": f"P{p:03d}",
-                    "video": rel,
-                    "center": centers[p % len(centers)],
-                    "label": "malignant" if p % 2 else "benign",
-                    "frame": k,
-                    "x0": 16,
-                    "y0": 8,
-                    "x1": 40,
-                    "y1": 32,
-                    "site": f"lobe{p % 2}",
-                }
-            )
-    return write_csv(root / "cohort.csv", rows)
-
-
-def read_clips(work: Path) -> list[dict]:
-    with open(work / "clips.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_default_size_gives_32x224_clips(tmp_path):

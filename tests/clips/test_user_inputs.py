@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_extract import pattern, read_clips, write_csv, write_dicom
+from helpers import pattern, read_clips, write_csv, write_dicom
 from thyrovid.clips.extract import extract
 from thyrovid.cohort.schema import read_cohort
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from test_data import make_work_dir
+from helpers import make_work_dir
 from thyrovid.clips.dataset import to_model_input
 from thyrovid.config import TrainConfig
 from thyrovid.runs import build_network, load_run

@@ -10,14 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from test_infer import build_tiny_run, evaluated_clips, logit, pairs_of
+from helpers import evaluated_clips, logit, pairs_of
 from thyrovid.errors import UserError
 from thyrovid.inference.predict import predict_video
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

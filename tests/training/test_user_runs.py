@@ -12,14 +12,13 @@ import pytest
 import torch
 import yaml
 
-from test_data import make_work_dir
-from test_train import TINY as TRAIN_TINY
+from helpers import TINY_TRAIN, make_work_dir
 from thyrovid.config import TrainConfig, load_config
 from thyrovid.errors import UserError
 from thyrovid.runs import load_run
 from thyrovid.training.train import train
 
-TINY = dict(TRAIN_TINY, device="cpu", epochs=1, max_train_batches=1, augment=False)
+TINY = dict(TINY_TRAIN, device="cpu", epochs=1, max_train_batches=1, augment=False)
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from thyrovid.readers.readers import group_gains, reader_study
 from thyrovid.stats.roc import auc
 from thyrovid.synth.readers import simulate_readers
 
-VANDYKE = Path(__file__).parent / "data" / "vandyke.csv"
+VANDYKE = Path(__file__).parents[1] / "data" / "vandyke.csv"
 
 
 def _truth_table(n: int = 160, seed: int = 1) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from thyrovid.errors import UserError
 from thyrovid.stats import auc_compare, roc
 
-DATA = Path(__file__).parent / "data" / "aSAH.csv"
+DATA = Path(__file__).parents[1] / "data" / "aSAH.csv"
 TOL = 1e-9
 
 AUC = {  # test-auc.R, helper-deLongPlacementsCpp-expected.R

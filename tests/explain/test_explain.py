@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import make_work_dir
 from thyrovid.explain.gradcam import grad_cam, localisation_scores
 from thyrovid.explain.overlay import montage, overlay
 
@@ -92,7 +93,6 @@ def test_overlay_and_montage_shapes():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from test_data import make_work_dir
     from thyrovid.config import TrainConfig
     from thyrovid.training.train import train
 

@@ -17,7 +17,7 @@ import pytest
 
 from thyrovid.stats.mrmc import auc_covariance, mrmc
 
-DATA = Path(__file__).parent / "data" / "vandyke.csv"
+DATA = Path(__file__).parents[1] / "data" / "vandyke.csv"
 
 
 def _close(value: float, printed: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from test_predict import make_clips
+from helpers import make_clips, make_work_dir
 from thyrovid.evaluation.metrics import calibration, metrics_from_predictions
 from thyrovid.inference.voting import soft_vote
 from thyrovid.stats.proportions import binary_metrics
@@ -158,7 +158,6 @@ def regroup(work) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):
     """A fabricated work folder and two tiny trained runs (3D ResNet50, 3D DenseNet121)."""
-    from test_data import make_work_dir
     from thyrovid.config import TrainConfig
     from thyrovid.training.train import train
 

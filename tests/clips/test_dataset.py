@@ -7,62 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import make_work_dir
 from thyrovid.clips.dataset import BalancedSampler, ClipDataset, collate, read_clips, to_model_input
 from thyrovid.errors import UserError
 from thyrovid.training.augment import AugmentParams, augment_batch
-
-
-def make_work_dir(
-    root, n_patients=24, frames=16, size=64, clips_per_patient=2, seed=0, splits=None
-):
-    """Fabricate a WORK folder as `thyrovid extract` writes it: clips.csv + uint8 .npy clips.
-
-    Malignant clips carry a few small bright dots (calcification-like) in some frames near the
-    centre; benign clips a smooth faint blob. Patients alternate label; splits by patient.
-    """
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "clips").mkdir(exist_ok=True)
-    (root / "images").mkdir(exist_ok=True)
-    yy, xx = np.mgrid[:size, :size]
-    rows = []
-    for p in range(n_patients):
-        label = p % 2
-        split = splits[p] if splits else ("train" if p < n_patients * 2 // 3 else "val")
-        for c in range(clips_per_patient):
-            clip = rng.normal(60, 15, size=(frames, size, size))
-            cy, cx = size / 2 + rng.uniform(-size / 8, size / 8, 2)
-            blob = 40 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (size / 6) ** 2))
-            clip += blob
-            if label:
-                for t in rng.choice(frames, size=max(2, frames // 3), replace=False):
-                    for _ in range(3):
-                        y, x = (
-                            rng.integers(-size // 6, size // 6, 2) + [int(cy), int(cx)]
-                        ).tolist()
-                        clip[t, y - 1 : y + 2, x - 1 : x + 2] = 250
-            clip = np.clip(clip, 0, 255).astype(np.uint8)
-            clip_id = f"P{p:03d}_c{c}"
-            np.save(root / "clips" / f"{clip_id}.npy", clip)
-            np.save(root / "images" / f"{clip_id}.npy", clip[frames // 2])
-            rows.append(
-                dict(
-                    clip_id=clip_id,
-                    patient_id=f"P{p:03d}",
-                    nodule_id=f"P{p:03d}_n0",
-                    video_id=f"P{p:03d}_v{c}",
-                    center="A",
-                    label=label,
-                    split=split,
-                    key_frame=frames // 2,
-                    first_frame=0,
-                    n_frames=frames,
-                    clip_path=f"clips/{clip_id}.npy",
-                    image_path=f"images/{clip_id}.npy",
-                )
-            )
-    pd.DataFrame(rows).to_csv(root / "clips.csv", index=False)
-    return root
 
 
 @pytest.fixture

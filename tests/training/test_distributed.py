@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from test_data import make_work_dir
+from helpers import make_work_dir
 from thyrovid import distributed
 from thyrovid.clips.dataset import ClipDataset, to_model_input
 from thyrovid.runs import load_run

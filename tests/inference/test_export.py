@@ -8,15 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from test_infer import build_tiny_run, evaluated_clips, logit
+from helpers import evaluated_clips, logit
 from thyrovid.cli import main
 from thyrovid.errors import UserError
 from thyrovid.inference.export import export_onnx
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory)
 
 
 def test_onnx_matches_pytorch_and_evaluate(tiny, tmp_path, capsys):

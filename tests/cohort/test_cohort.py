@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from test_extract import pattern, tiny_cohort, write_csv, write_dicom
+from helpers import pattern, tiny_cohort, write_csv, write_dicom
 from thyrovid.cohort.importers import import_coco, import_cvat_video
 from thyrovid.cohort.schema import check_against_videos, parse_label, read_cohort, write_cohort
 from thyrovid.errors import CohortError, UserError

@@ -10,13 +10,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from test_infer import build_tiny_run, evaluated_clips
+from helpers import TINY_RUN, evaluated_clips
 from thyrovid.cli import main
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory)
 
 
 def _one_error_line(capsys, command: str) -> str:
@@ -110,12 +105,13 @@ def test_cam_files_of_two_videos_with_one_name_do_not_overwrite(tiny, tmp_path, 
 
 @pytest.fixture(scope="module")
 def run2d(tiny, tmp_path_factory):
-    from test_infer import TINY
     from thyrovid.config import TrainConfig
     from thyrovid.training.train import train
 
     return train(
-        tiny["work"], tmp_path_factory.mktemp("run2d") / "run", TrainConfig(**{**TINY, "dims": 2})
+        tiny["work"],
+        tmp_path_factory.mktemp("run2d") / "run",
+        TrainConfig(**{**TINY_RUN, "dims": 2}),
     )
 
 

@@ -1,6 +1,6 @@
 """`thyrovid stats auc|metrics` reproduce pROC's aSAH numbers and the seed paper's Table 2.
 
-Expected values: pROC's test suite (see tests/test_stats_roc.py) and the seed paper's Table 2
+Expected values: pROC's test suite (see tests/stats/test_stats_roc.py) and the seed paper's Table 2
 (3D InceptionResNetV2 column), both listed in shared/reference/README.md.
 """
 
@@ -11,7 +11,7 @@ import pytest
 
 from thyrovid.cli import main
 
-DATA = Path(__file__).parent / "data" / "aSAH.csv"
+DATA = Path(__file__).parents[1] / "data" / "aSAH.csv"
 TOL = 1e-9
 ASAH = ["--csv", str(DATA), "--truth", "outcome", "--positive", "Poor"]
 

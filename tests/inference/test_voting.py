@@ -5,40 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
+from helpers import make_clips
 from thyrovid.inference.batch import tta_views
 from thyrovid.inference.voting import soft_vote
-
-
-def make_clips(seed: int = 0, n_patients: int = 12, splits=("val", "test")) -> pd.DataFrame:
-    """A hand-made clips table with uneven hierarchy: 1-3 nodules, 1-3 videos, 1-4 clips each.
-
-    Nodule ids repeat across patients ("N1" in every patient), as cohort.csv allows.
-    """
-    rng = np.random.default_rng(seed)
-    rows = []
-    for p in range(n_patients):
-        split = splits[p % len(splits)]
-        for n in range(rng.integers(1, 4)):
-            label = int(rng.random() < 0.5)
-            for v in range(rng.integers(1, 4)):
-                for c in range(rng.integers(1, 5)):
-                    rows.append(
-                        {
-                            "clip_id": f"P{p}-N{n}-V{v}-C{c}",
-                            "patient_id": f"P{p}",
-                            "nodule_id": f"N{n}",
-                            "video_id": f"P{p}-V{v}-N{n}",
-                            "center": "A" if p % 3 else "B",
-                            "split": split,
-                            "label": label,
-                            "prob": float(np.clip(0.3 * label + 0.7 * rng.random(), 0, 1)),
-                        }
-                    )
-    return pd.DataFrame(rows)
 
 
 def test_soft_vote_levels_are_means_of_the_level_below_computed_independently():

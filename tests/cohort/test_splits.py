@@ -7,7 +7,7 @@ from collections import Counter
 
 import pandas as pd
 
-from test_extract import tiny_cohort
+from helpers import tiny_cohort
 from thyrovid.clips.extract import extract
 from thyrovid.cohort.splits import allocate, assign_splits
 

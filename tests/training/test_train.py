@@ -16,21 +16,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from test_data import make_work_dir
+from helpers import TINY_TRAIN, make_work_dir
 from thyrovid.config import TrainConfig, load_config, parse_overrides
 from thyrovid.errors import UserError
 from thyrovid.runs import load_run
 from thyrovid.training.train import add_arguments, config_from_args, train
-
-TINY = dict(
-    arch="densenet121",
-    dims=3,
-    width=0.125,
-    temporal_strides=(1, 1, 1, 2, 2),
-    batch_size=4,
-    num_workers=0,
-    tensorboard=False,
-)
 
 
 def _env():
@@ -91,7 +81,7 @@ def test_bad_options_are_one_line_user_errors(tmp_path):
 
 def test_run_folder_and_load_run(tmp_path):
     work = make_work_dir(tmp_path / "work", n_patients=6, frames=8, size=32)
-    config = TrainConfig(**TINY, epochs=2, balance="pos_weight", schedule="cosine")
+    config = TrainConfig(**TINY_TRAIN, epochs=2, balance="pos_weight", schedule="cosine")
     run = train(work, tmp_path / "run", config)
     assert {p.name for p in run.iterdir()} >= {
         "config.yaml",
@@ -120,7 +110,7 @@ def test_run_folder_and_load_run(tmp_path):
 
 def test_2d_run_on_key_frames(tmp_path):
     work = make_work_dir(tmp_path / "work", n_patients=6, frames=4, size=32)
-    config = TrainConfig(**{**TINY, "dims": 2}, epochs=1, balance="sampler")
+    config = TrainConfig(**{**TINY_TRAIN, "dims": 2}, epochs=1, balance="sampler")
     model, cfg = load_run(train(work, tmp_path / "run", config))
     assert cfg.dims == 2
     assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 1)
@@ -186,7 +176,7 @@ def test_small_3d_network_learns_the_phantom(tmp_path):
     )
     synthesize(phantom, synth)
     extract(phantom / "cohort.csv", work, frames=16, size=64, seed=0)
-    config = TrainConfig(**{**TINY, "temporal_strides": (2, 2, 2, 2, 1)}, epochs=5)
+    config = TrainConfig(**{**TINY_TRAIN, "temporal_strides": (2, 2, 2, 2, 1)}, epochs=5)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

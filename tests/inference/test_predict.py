@@ -12,78 +12,11 @@ import pydicom
 import pytest
 import yaml
 
+from helpers import TINY_RUN, evaluated_clips, logit, pairs_of
 from thyrovid.cli import main
 from thyrovid.errors import UserError
 from thyrovid.inference.predict import Predictor, parse_box, predict_video, to_json
 from thyrovid.runs import run_preprocessing
-
-TINY = dict(
-    arch="resnet50",  # well-scaled at init: probabilities away from 0 and 1 after 2 batches
-    dims=3,
-    width=0.125,
-    epochs=1,
-    batch_size=4,
-    max_train_batches=2,
-    num_workers=0,
-    tensorboard=False,
-    device="cpu",
-    amp="off",
-)
-_BUILT: dict[str, dict] = {}
-
-
-def build_tiny_run(tmp_path_factory) -> dict:
-    """Phantom (8 patients, 12-24 frames) -> extract 16x64x64 -> 1-epoch run -> evaluate.
-
-    Built once per test process and shared by test_infer, test_export and test_serve.
-    Returns dict phantom, work, run (Paths), clips (clips.csv), pred (predictions.csv).
-    """
-    if "run" in _BUILT:
-        return _BUILT["run"]
-    import torch
-
-    from thyrovid.clips.extract import extract
-    from thyrovid.config import TrainConfig
-    from thyrovid.evaluation.evaluate import evaluate
-    from thyrovid.synth.cohort import SynthConfig, synthesize
-    from thyrovid.training.train import train
-
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("infer_run")
-    phantom, work, run = root / "phantom", root / "work", root / "run"
-    cfg = SynthConfig(patients=8, seed=11, frames=(12, 24), size=(48, 64), workers=1)
-    synthesize(phantom, cfg, progress=False)
-    extract(phantom / "cohort.csv", work, frames=16, size=64, workers=1)
-    train(work, run, TrainConfig(**TINY))
-    evaluate(run, splits=("val", "test", "external"), work_dir=work)
-    clips = pd.read_csv(work / "clips.csv", dtype={"clip_id": str, "video_id": str})
-    pred = pd.read_csv(run / "predictions.csv", dtype={"id": str})
-    _BUILT["run"] = dict(phantom=phantom, work=work, run=run, clips=clips, pred=pred)
-    return _BUILT["run"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_run(tmp_path_factory)
-
-
-def evaluated_clips(tiny) -> pd.DataFrame:
-    """clips.csv rows that evaluate predicted, with evaluate's clip-level prob."""
-    pred = tiny["pred"]
-    probs = pred[pred["level"] == "clip"].set_index("id")["prob"]
-    rows = tiny["clips"][tiny["clips"]["clip_id"].isin(probs.index)].copy()
-    rows["prob"] = rows["clip_id"].map(probs)
-    return rows
-
-
-def logit(p) -> np.ndarray:
-    """Compare probabilities as logits: near 0 or 1 an absolute tolerance on P says nothing."""
-    p = np.asarray(p, dtype=np.float64)
-    return np.log(p) - np.log1p(-p)
-
-
-def pairs_of(rows: pd.DataFrame) -> list:
-    return [(int(r.key_frame), (r.x0, r.y0, r.x1, r.y1)) for r in rows.itertuples()]
 
 
 def test_new_video_gets_evaluates_clip_and_video_probability(tiny, tmp_path):
@@ -239,7 +172,7 @@ def test_2d_run_predicts_from_the_key_frame_image(tiny, tmp_path):
     from thyrovid.inference.batch import predict_clips
     from thyrovid.training.train import train
 
-    run = train(tiny["work"], tmp_path / "run2d", TrainConfig(**{**TINY, "dims": 2}))
+    run = train(tiny["work"], tmp_path / "run2d", TrainConfig(**{**TINY_RUN, "dims": 2}))
     want = predict_clips(run, tiny["work"], ["val"]).set_index("clip_id")["prob"]
     rows = tiny["clips"][tiny["clips"]["clip_id"].isin(want.index)].head(2)
     row = rows.iloc[0]
