@@ -24,7 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from thyrovid.atomic import atomic_path, write_text_atomic
-from thyrovid.cohort.schema import COLUMNS
+from thyrovid.cohort.schema import COLUMNS, SPLITS
 from thyrovid.synth import anatomy
 from thyrovid.synth.profiles import CenterProfile, select_centers
 from thyrovid.synth.video import NoduleTask, VideoPlan, render_nodule
@@ -277,7 +277,7 @@ def summarize(truth: pd.DataFrame, cohort: pd.DataFrame, results: list[dict]) ->
     n_videos = {r["nodule_id"]: len(r["videos"]) for r in results}
     frames = sum(v["n_frames"] for r in results for v in r["videos"])
     per_split = {}
-    for name in ("train", "val", "test", "external"):
+    for name in SPLITS:
         sub = truth[truth["split"] == name]
         if sub.empty:
             continue
