@@ -46,18 +46,21 @@ BRIGHT = 230  # uint8 level above which a pixel counts as a bright (hyperechoic)
 
 
 def patient_auc(frame: pd.DataFrame, score: str, split: str = "external") -> float | None:
-    """Patient-level AUROC of `score` on `split`: means clip -> video -> nodule -> patient."""
+    """Patient-level AUROC of `score` on `split`, voted by the project's `soft_vote`.
+
+    `frame` has patient_id, nodule_id, video_id, label, split and `score`; rows without a
+    clip_id (truth.csv's nodules) count as one clip each.
+    """
+    from thyrovid.inference.voting import soft_vote
     from thyrovid.stats.roc import auc
 
-    d = frame[frame["split"] == split]
-    for keys in (["patient_id", "nodule_id", "video_id"], ["patient_id", "nodule_id"]):
-        keys = [k for k in keys if k in d.columns]
-        d = d.groupby(keys, as_index=False).agg(label=("label", "max"), s=(score, "mean"))
-        d = d.rename(columns={"s": score})
-    p = d.groupby("patient_id").agg(label=("label", "max"), s=(score, "mean"))
+    d = frame[frame["split"] == split].rename(columns={score: "prob"})
+    d = d.assign(clip_id=d.get("clip_id", d["video_id"]), center=d.get("center", ""))
+    p = soft_vote(d)
+    p = p[p["level"] == "patient"]
     if p["label"].nunique() < 2:
         return None
-    return round(float(auc(p["label"].to_numpy(), p["s"].to_numpy())), 3)
+    return round(float(auc(p["label"].to_numpy(), p["prob"].to_numpy())), 3)
 
 
 # ------------------------------------------------------------------ ceilings and baseline
