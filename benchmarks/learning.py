@@ -94,9 +94,12 @@ def ceilings(phantom: Path, clips: pd.DataFrame) -> dict:
     truth = pd.read_csv(phantom / "truth.csv")
     in_key: dict[str, bool] = {}
     in_clip: dict[str, bool] = {}
+    seen_in: dict[str, np.ndarray] = {}  # video -> (T,) a focus visible in the frame
+    for video in clips["video_id"].unique():
+        with np.load(phantom / "masks" / f"{video}.npz") as z:
+            seen_in[video] = z["micro"].reshape(len(z["micro"]), -1).any(axis=1)
     for row in clips.itertuples(index=False):
-        with np.load(phantom / "masks" / f"{row.video_id}.npz") as z:
-            seen = z["micro"].reshape(len(z["micro"]), -1).any(axis=1)
+        seen = seen_in[row.video_id]
         n = row.nodule_id
         in_key[n] = in_key.get(n, False) or bool(seen[row.key_frame])
         stop = row.first_frame + row.n_frames
