@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "write a synthetic ultrasound phantom cohort (DICOM + cohort.csv)",
     ),
     "probe": ("thyrovid.io.probe", "print a video's metadata (never patient identifiers)"),
+    "check": (
+        "thyrovid.clips.check",
+        "check a cohort before extraction: decoding, sizes, sector, duplicates, balance",
+    ),
     "extract": (
         "thyrovid.clips.extract",
         "validate cohort.csv and cut 32-frame ROI clips into a work folder",

@@ -32,8 +32,10 @@ import pandas as pd
 from thyrovid.atomic import write_text_atomic
 from thyrovid.errors import UserError
 from thyrovid.evaluation.metrics import CI_METHODS, SPLIT_ORDER, metrics_from_predictions
+from thyrovid.inference.voting import PATIENT_VOTES
 from thyrovid.options import add_device_argument, add_work_argument
 from thyrovid.runs import check_threshold
+from thyrovid.stats.auc_ci import AUC_CI_METHODS
 
 
 # --------------------------------------------------------------------------- the stage
@@ -69,6 +71,8 @@ def evaluate(
     ci_level: float = 0.95,
     device: str = "cpu",
     batch_size: int = 16,
+    auc_ci: str = "delong",
+    patient_vote: str = "mean",
 ) -> dict:
     """Predict the clips of ``splits``, soft-vote, write predictions.csv and metrics.json.
 
@@ -82,6 +86,8 @@ def evaluate(
         ci, ci_level: confidence intervals of the proportions (AUROC: DeLong).
         device: torch device for inference.
         batch_size: clips per forward pass.
+        auc_ci: the AUROC interval ("delong", "hanley", "wald-paper" = the paper's, "bootstrap").
+        patient_vote: nodules -> patient: "mean" (the paper's), "max" or "noisy-or".
 
     Returns:
         The metrics dict written to metrics.json (on every rank under torchrun; rank 0 writes).
@@ -96,6 +102,12 @@ def evaluate(
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir}: not a run folder (no config.yaml)")
     check_options(threshold, target_sensitivity, ci, tta, batch_size)
+    if auc_ci not in AUC_CI_METHODS:
+        raise UserError(f"--auc-ci must be one of {', '.join(AUC_CI_METHODS)}, got {auc_ci!r}")
+    if patient_vote not in PATIENT_VOTES:
+        raise UserError(
+            f"--patient-vote must be one of {', '.join(PATIENT_VOTES)}, got {patient_vote!r}"
+        )
     work_dir = Path(work_dir) if work_dir is not None else recorded_work_dir(run_dir)
     clips = read_clips(work_dir)
     available = set(clips["split"].astype(str))
@@ -118,8 +130,10 @@ def evaluate(
     missing = chosen["prob"].isna()
     if missing.any() and distributed.is_main():
         print(f"warning: {int(missing.sum())} clip(s) got no prediction; left out", file=sys.stderr)
-    predictions = soft_vote(chosen)
-    metrics = metrics_from_predictions(predictions, threshold, target_sensitivity, ci, ci_level)
+    predictions = soft_vote(chosen, patient_vote=patient_vote)
+    metrics = metrics_from_predictions(
+        predictions, threshold, target_sensitivity, ci, ci_level, auc_ci, patient_vote
+    )
     metrics = {"run": run_dir.name, "work_dir": str(work_dir), "tta": int(tta), **metrics}
     if distributed.is_main():
         write_predictions(predictions, run_dir / "predictions.csv")
@@ -163,7 +177,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ci",
         choices=CI_METHODS,
         default="wilson",
-        help="CIs of ACC/SEN/SPE/PPV/NPV (default: %(default)s; paper: wald); AUROC: DeLong",
+        help="CIs of ACC/SEN/SPE/PPV/NPV (default: %(default)s; wald reproduces the paper's "
+        "proportion intervals)",
+    )
+    parser.add_argument(
+        "--auc-ci",
+        choices=AUC_CI_METHODS,
+        default="delong",
+        help="AUROC interval: delong (default, as pROC), hanley (Hanley-McNeil 1982), "
+        "wald-paper (AUC +- 1.96 sqrt(AUC(1-AUC)/N): reproduces the paper's AUROC intervals), "
+        "bootstrap (2000 stratified replicates, seed 0)",
+    )
+    parser.add_argument(
+        "--patient-vote",
+        choices=PATIENT_VOTES,
+        default="mean",
+        help="nodules -> patient: mean (default, the paper's soft voting), max (the most "
+        "suspicious nodule) or noisy-or (1 - prod(1 - p)); recorded in metrics.json",
     )
     add_device_argument(parser, default="auto")
     parser.add_argument(
@@ -180,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         metrics = evaluate(
             args.run, splits, work_dir=args.work, tta=args.tta, threshold=args.threshold,
             target_sensitivity=args.target_sensitivity, ci=args.ci, device=args.device,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size, auc_ci=args.auc_ci, patient_vote=args.patient_vote,
         )  # fmt: skip
         main = distributed.is_main()
     finally:

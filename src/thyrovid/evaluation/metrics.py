@@ -21,6 +21,7 @@ from thyrovid.cohort.schema import SPLITS
 from thyrovid.errors import UserError
 from thyrovid.inference.voting import LEVELS
 from thyrovid.runs import check_threshold
+from thyrovid.stats.auc_ci import AUC_CI_METHODS
 from thyrovid.stats.proportions import METHODS as CI_METHODS
 
 SPLIT_ORDER = SPLITS[1:]  # val, test, external: the splits evaluate reports, in this order
@@ -88,7 +89,9 @@ def _logistic_fit(
 
 
 # --------------------------------------------------------------------------- metrics
-def level_metrics(truth, prob, threshold: float, ci: str = "wilson", level: float = 0.95) -> dict:
+def level_metrics(
+    truth, prob, threshold: float, ci: str = "wilson", level: float = 0.95, auc_ci: str = "delong"
+) -> dict:
     """All metrics of one split and level at a fixed threshold.
 
     Args:
@@ -97,15 +100,17 @@ def level_metrics(truth, prob, threshold: float, ci: str = "wilson", level: floa
         threshold: predict malignant when prob >= threshold.
         ci: interval for the proportions ("wilson", "wald" as in the paper, "clopper-pearson").
         level: confidence level.
+        auc_ci: the AUROC interval (`thyrovid.stats.auc_ci.AUC_CI_METHODS`; default DeLong).
 
     Returns:
-        dict n, n_pos, threshold, auroc {value, low, high} (DeLong CI; no CI with fewer than two
-        cases of a class, no value with one class),
+        dict n, n_pos, threshold, auroc {value, low, high, method} (DeLong CI by default; no
+        DeLong CI with fewer than two cases of a class, no value with one class),
         tp/fp/tn/fn, accuracy, sensitivity, specificity, ppv, npv, f1, kappa, youden (each
         {value, low, high}), brier, calibration.
     """
+    from thyrovid.stats.auc_ci import auc_interval
     from thyrovid.stats.proportions import binary_metrics, confusion
-    from thyrovid.stats.roc import auc, auc_ci
+    from thyrovid.stats.roc import auc
 
     t = np.asarray(truth).astype(int)
     p = np.asarray(prob, dtype=np.float64)
@@ -113,9 +118,9 @@ def level_metrics(truth, prob, threshold: float, ci: str = "wilson", level: floa
     out: dict = {"n": int(t.size), "n_pos": n_pos, "threshold": float(threshold)}
     n_neg = t.size - n_pos
     out["auroc"] = {"value": None, "low": None, "high": None}
-    if min(n_pos, n_neg) >= 2:
-        a, lo, hi = auc_ci(t, p, level=level)
-        out["auroc"] = {"value": a, "low": lo, "high": hi}
+    if min(n_pos, n_neg) >= (2 if auc_ci == "delong" else 1):
+        a, lo, hi = auc_interval(t, p, auc_ci, level=level)
+        out["auroc"] = {"value": a, "low": lo, "high": hi, "method": auc_ci}
     elif min(n_pos, n_neg) == 1:  # DeLong's variance needs two of each class: no CI
         out["auroc"]["value"] = auc(t, p)
         out["auroc"]["note"] = "no CI: DeLong's variance needs two cases of each class"
@@ -189,15 +194,23 @@ def metrics_from_predictions(
     target_sensitivity: float | None = None,
     ci: str = "wilson",
     ci_level: float = 0.95,
+    auc_ci: str = "delong",
+    patient_vote: str = "mean",
 ) -> dict:
     """metrics.json content from a predictions table (the columns of predictions.csv).
 
+    Args:
+        patient_vote: how the predictions' patient rows were voted (recorded only).
+
     Returns:
-        dict threshold (see :func:`choose_run_threshold`), ci, level (the CI level), and splits:
+        dict threshold (see :func:`choose_run_threshold`), ci, auc_ci, patient_vote, level
+        (the CI level), and splits:
         {split: {level: :func:`level_metrics`}} for every split and level in ``predictions``.
     """
     if ci not in CI_METHODS:
         raise UserError(f"--ci must be one of {', '.join(CI_METHODS)}, got {ci!r}")
+    if auc_ci not in AUC_CI_METHODS:
+        raise UserError(f"--auc-ci must be one of {', '.join(AUC_CI_METHODS)}, got {auc_ci!r}")
     chosen = choose_run_threshold(predictions, threshold, target_sensitivity)
     present = list(dict.fromkeys(predictions["split"].astype(str)))
     ordered = [s for s in SPLIT_ORDER if s in present] + [
@@ -215,5 +228,7 @@ def metrics_from_predictions(
                     chosen["value"],
                     ci,
                     ci_level,
+                    auc_ci,
                 )
-    return _clean({"threshold": chosen, "ci": ci, "level": ci_level, "splits": splits})
+    return _clean({"threshold": chosen, "ci": ci, "auc_ci": auc_ci, "patient_vote": patient_vote,
+                   "level": ci_level, "splits": splits})  # fmt: skip

@@ -3,6 +3,7 @@
     thyrovid stats auc --csv aSAH.csv --truth outcome --positive Poor \\
         --score wfns --score s100b [--alternative greater] [--json]
     thyrovid stats metrics --tp 101 --fp 7 --tn 29 --fn 15 --ci wald [--json]
+    thyrovid stats auc-ci --auc 0.916 --n 245 [--method wald-paper|hanley --n-pos 100]
     thyrovid stats metrics --csv preds.csv --truth label --pred prob --threshold 0.5
 
 Line numbers in errors count the header as line 1.
@@ -21,9 +22,16 @@ import pandas as pd
 
 from thyrovid.csv_input import read_user_csv, to_number
 from thyrovid.errors import UserError
+from thyrovid.stats.auc_ci import (
+    AUC_CI_METHODS,
+    AUC_CI_NAMES,
+    auc_interval,
+    hanley_mcneil_ci,
+    paper_auc_ci,
+)
 from thyrovid.stats.auc_compare import ALTERNATIVES, paired_from_delong
 from thyrovid.stats.proportions import METHODS, binary_metrics, confusion
-from thyrovid.stats.roc import auc_ci, delong
+from thyrovid.stats.roc import delong
 
 _ALT_NAMES = {
     "two-sided": "two-sided",
@@ -61,6 +69,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="two-sided",
         help="for the paired tests; 'greater' tests AUC(first) > AUC(second) (default two-sided)",
     )
+    _add_auc_ci(p)
+    _add_common(p)
+
+    p = sub.add_parser(
+        "auc-ci",
+        help="an AUROC's interval from the AUROC and the case counts (the paper's formula)",
+        description="The interval of a published AUROC from the AUROC and its counts alone. "
+        "wald-paper (default): AUC +- z sqrt(AUC (1 - AUC) / N), the seed paper's formula; "
+        "it reproduces the paper's Table 2/3 AUROC intervals with N = 152 and Table 4's with "
+        "N = 244 (or 245). hanley: Hanley & McNeil (1982), needs --n-pos (and N).",
+    )
+    p.add_argument("--auc", type=float, required=True, help="the AUROC")
+    p.add_argument("--n", type=int, required=True, help="number of cases (patients)")
+    p.add_argument("--n-pos", type=int, help="positive cases (hanley)")
+    p.add_argument(
+        "--method", choices=("wald-paper", "hanley"), default="wald-paper",
+        help="default wald-paper (the seed paper's intervals)",
+    )  # fmt: skip
     _add_common(p)
 
     p = sub.add_parser(
@@ -100,6 +126,16 @@ def _add_csv(p: argparse.ArgumentParser, required: bool) -> None:
         default="1",
         metavar="VALUE",
         help="value of the truth column meaning positive/malignant (default 1)",
+    )
+
+
+def _add_auc_ci(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--auc-ci",
+        choices=AUC_CI_METHODS,
+        default="delong",
+        help="AUROC interval: delong (default, as pROC), hanley (Hanley-McNeil), wald-paper "
+        "(the seed paper's AUC +- z sqrt(AUC(1-AUC)/N)), bootstrap (2000 stratified)",
     )
 
 
@@ -207,11 +243,13 @@ def auc_report(
     scores: list[str],
     level: float = 0.95,
     alternative: str = "two-sided",
+    auc_ci: str = "delong",
 ) -> dict:
-    """AUROC + DeLong CI per score column, their covariance, and all paired DeLong tests.
+    """AUROC + CI (`auc_ci`, DeLong by default) per score column, their DeLong covariance, and
+    all paired DeLong tests.
 
     Returns:
-        dict: file, truth, positive, n, n_pos, n_neg, level, alternative,
+        dict: file, truth, positive, n, n_pos, n_neg, level, alternative, auc_ci,
         scores [{name, auc, low, high, se, var}], cov (k x k), tests [{name1, name2, auc1,
         auc2, diff, se, z, p, ci_low, ci_high}] (empty for one score).
     """
@@ -232,7 +270,7 @@ def auc_report(
     d = delong(t, s)
     rows = []
     for i, name in enumerate(scores):
-        a, low, high = auc_ci(t, s[i], level)
+        a, low, high = auc_interval(t, s[i], auc_ci, level)
         rows.append(
             {
                 "name": name,
@@ -257,10 +295,23 @@ def auc_report(
         "n_neg": d.n_neg,
         "level": level,
         "alternative": alternative,
+        "auc_ci": auc_ci,
         "scores": rows,
         "cov": d.cov.tolist(),
         "tests": tests,
     }
+
+
+def auc_ci_report(auc: float, n: int, n_pos: int | None, method: str, level: float) -> dict:
+    """`thyrovid stats auc-ci`: an AUROC's interval from the AUROC and the counts."""
+    if method == "hanley":
+        if n_pos is None or not 0 < n_pos < n:
+            raise UserError(f"--method hanley needs --n-pos between 1 and N - 1 (N = {n})")
+        low, high = hanley_mcneil_ci(auc, n_pos, n - n_pos, level)
+    else:
+        low, high = paper_auc_ci(auc, n, level)
+    return {"auc": auc, "n": n, "n_pos": n_pos, "method": method, "level": level,
+            "low": low, "high": high}  # fmt: skip
 
 
 def metrics_report(
@@ -340,7 +391,7 @@ def format_auc(rep: dict, digits: int = 3) -> str:
         f"({rep['truth']} == {rep['positive']}), {rep['n_neg']} negative",
         "",
         _table(
-            ["score", "AUROC", f"{pct} CI (DeLong)", "SE"],
+            ["score", "AUROC", f"{pct} CI ({AUC_CI_NAMES[rep.get('auc_ci', 'delong')]})", "SE"],
             [
                 [
                     r["name"],
@@ -408,9 +459,17 @@ def run(args: argparse.Namespace) -> int:
     """Run `thyrovid stats auc|metrics`; print the report to stdout. Returns the exit code."""
     if args.stats_command == "auc":
         rep = auc_report(
-            args.csv, args.truth, args.positive, args.score, args.level, args.alternative
-        )
+            args.csv, args.truth, args.positive, args.score, args.level, args.alternative,
+            args.auc_ci,
+        )  # fmt: skip
         text = format_auc(rep, args.digits)
+    elif args.stats_command == "auc-ci":
+        rep = auc_ci_report(args.auc, args.n, args.n_pos, args.method, args.level)
+        d = args.digits
+        text = (
+            f"AUROC {_f(rep['auc'], d)}, N = {rep['n']}: {rep['level'] * 100:g}% CI "
+            f"{_f(rep['low'], d)} - {_f(rep['high'], d)} ({AUC_CI_NAMES[rep['method']]})"
+        )
     else:
         rep = metrics_report(
             args.tp,

@@ -6,10 +6,16 @@ patient-level call. Here the vote is hierarchical and every level is kept:
     clip    -> P(malignant) from the network (sigmoid of its logit)
     video   =  mean over the video's key-frame clips
     nodule  =  mean over the nodule's videos
-    patient =  mean over the patient's nodules
+    patient =  mean over the patient's nodules (the paper's soft voting; `PATIENT_VOTES`)
 
 Truth: clip, video and nodule carry the nodule's pathology label (1 = malignant); a patient
-is positive when ANY of its nodules is malignant.
+is positive when ANY of its nodules is malignant. The mean does not match that truth: one
+malignant nodule at 0.95 beside three benign ones at 0.05 gives the patient 0.275. The patient
+vote can therefore also be
+
+    max       the most suspicious nodule (0.95 there)
+    noisy-or  1 - prod(1 - p) over the nodules: P(at least one malignant) if the nodules were
+              independent (0.957 there)
 
 `LEVELS` is the one list of these levels, finest first.
 """
@@ -22,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 LEVELS = ("clip", "video", "nodule", "patient")
+PATIENT_VOTES = ("mean", "max", "noisy-or")
 VOTE_COLUMNS = ["level", "id", "patient_id", "center", "split", "label", "prob"]
 _CLIP_COLUMNS = [
     "clip_id",
@@ -50,13 +57,22 @@ def _qualified(keys: pd.DataFrame, own: str, parents: Sequence[str]) -> pd.Serie
     return prefix + "/" + own_ids
 
 
-def soft_vote(clips_with_prob: pd.DataFrame) -> pd.DataFrame:
+def _noisy_or(p: pd.Series) -> float:
+    return float(1.0 - np.prod(1.0 - p.to_numpy(np.float64)))
+
+
+_AGG = {"mean": "mean", "max": "max", "noisy-or": _noisy_or}
+
+
+def soft_vote(clips_with_prob: pd.DataFrame, patient_vote: str = "mean") -> pd.DataFrame:
     """Average clip probabilities up to video, nodule and patient level.
 
     Args:
         clips_with_prob: one row per clip with columns clip_id, patient_id, nodule_id (optional;
             missing or empty means the patient_id, as in cohort.csv), video_id, center, split, label (0/1, 1 = malignant) and
             prob (float, P(malignant)). Rows with a missing prob are ignored.
+        patient_vote: how nodules vote for their patient: "mean" (the paper's), "max" or
+            "noisy-or" (see the module docstring).
 
     Returns:
         DataFrame with columns level ("clip"/"video"/"nodule"/"patient"), id, patient_id, center,
@@ -65,6 +81,8 @@ def soft_vote(clips_with_prob: pd.DataFrame) -> pd.DataFrame:
         (an unweighted mean at each step, so a nodule with many clips does not dominate).
         A patient's label is 1 if any of its nodules is malignant. Groups never cross splits.
     """
+    if patient_vote not in PATIENT_VOTES:
+        raise ValueError(f"patient_vote must be one of {PATIENT_VOTES}, got {patient_vote!r}")
     df = clips_with_prob.copy()
     if "nodule_id" not in df.columns:
         df["nodule_id"] = df["patient_id"]
@@ -91,7 +109,7 @@ def soft_vote(clips_with_prob: pd.DataFrame) -> pd.DataFrame:
         voted = grouped.agg(
             center=("center", "first"),
             label=("label", "max"),
-            prob=("prob", "mean"),
+            prob=("prob", _AGG[patient_vote] if level == "patient" else "mean"),
         ).reset_index()
         own = keys[-1]
         voted["id"] = _qualified(voted, own, keys[1:-1]) if len(keys) > 2 else voted[own]

@@ -8,8 +8,14 @@ value; `frames(indices)` then reads just those frames' bytes:
   pydicom's decoders do for YBR_FULL_422 / YBR_FULL.
 - Native (uncompressed, little or big endian, 8/16 bit, planar or interleaved): the frame's
   bytes are read at their fixed offset and viewed with numpy.
-- Other compressed syntaxes (JPEG 2000, JPEG-LS, RLE, JPEG extended/lossless): the frame's
-  bytes are passed to pydicom's decoder for that syntax, one frame at a time.
+- JPEG Lossless (Process 14 and its Selection Value 1, common on older ultrasound archives)
+  and JPEG Extended (12-bit): decoded with imagecodecs (BSD; libjpeg-turbo 3, which reads
+  SOF3 lossless and 12-bit streams) when it is installed (`pip install thyrovid[ljpeg]`); the
+  samples come back as stored, as pydicom with GDCM gives them. Without it, pydicom's
+  decoders are tried (python-gdcm, also BSD, decodes lossless JPEG; the pylibjpeg-libjpeg
+  plugin is GPL and never suggested).
+- Other compressed syntaxes (JPEG 2000, JPEG-LS, RLE): the frame's bytes are passed to
+  pydicom's decoder for that syntax, one frame at a time.
 - Video syntaxes (MPEG-2, H.264, HEVC): the encapsulated bitstream is decoded with PyAV.
 
 Output: uint8, (H, W, 3) RGB (colour, YBR converted, PALETTE COLOR through its LUT) or
@@ -41,8 +47,8 @@ VIDEO_SYNTAXES = {f"1.2.840.10008.1.2.4.{n}" for n in range(100, 109)}
 # Package that provides a pydicom decoder, by transfer syntax (non-GPL where one exists).
 _DECODER_PACKAGES = {
     "1.2.840.10008.1.2.4.51": "pillow",
-    "1.2.840.10008.1.2.4.57": "python-gdcm",
-    "1.2.840.10008.1.2.4.70": "python-gdcm",
+    "1.2.840.10008.1.2.4.57": "imagecodecs",
+    "1.2.840.10008.1.2.4.70": "imagecodecs",
     "1.2.840.10008.1.2.4.80": "pyjpegls",
     "1.2.840.10008.1.2.4.81": "pyjpegls",
     "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg",
@@ -51,6 +57,12 @@ _DECODER_PACKAGES = {
     "1.2.840.10008.1.2.4.202": "pylibjpeg-openjpeg",
     "1.2.840.10008.1.2.4.203": "pylibjpeg-openjpeg",
     "1.2.840.10008.1.2.5": "pylibjpeg-rle",
+}
+# Decoded by imagecodecs when it is installed: JPEG Extended, JPEG Lossless P14 and P14 SV1.
+IMAGECODECS_SYNTAXES = {
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
 }
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.11
 _JPEG_PHOTOMETRICS = {
@@ -121,6 +133,10 @@ class DicomVideo(Video):
             str(meta.get("TransferSyntaxUID", IMPLICIT_LE)) if meta is not None else IMPLICIT_LE
         )
         self._read_geometry(ds)
+        # Kept for duplicate detection only (thyrovid check hashes it); never written out.
+        with warnings.catch_warnings():  # a malformed UID warns when it is first read
+            warnings.simplefilter("ignore")
+            self.instance_uid = str(ds.get("SOPInstanceUID", "") or "") or None
         self._fd = os.open(self.path, os.O_RDONLY)
         try:
             self._locate_pixels(ds, tag_offset)
@@ -210,6 +226,8 @@ class DicomVideo(Video):
         )
         if self._fast_jpeg_ok():
             self.decoder = "opencv"
+        elif self.syntax in IMAGECODECS_SYNTAXES and _imagecodecs() is not None:
+            self.decoder = "imagecodecs"
         else:
             self.decoder = "pydicom"
             self._check_pydicom_decoder()
@@ -306,6 +324,8 @@ class DicomVideo(Video):
             arr, photometric = self._decode_native(i), self.photometric
         elif self.decoder == "opencv":
             arr, photometric = self._decode_jpeg(i)
+        elif self.decoder == "imagecodecs":
+            arr, photometric = self._decode_imagecodecs(i)
         else:
             arr, photometric = self._decode_pydicom(i)
         return self._to_uint8(arr, photometric, i)
@@ -368,6 +388,27 @@ class DicomVideo(Video):
             # let pydicom's decoder have its say (and raise a clear error if it fails too).
             return self._decode_pydicom(i)
         return arr, "RGB" if self.samples == 3 else self.photometric
+
+    def _decode_imagecodecs(self, i: int) -> tuple[np.ndarray, str]:
+        """One JPEG (lossless or extended) frame, samples as stored (no colour transform)."""
+        codecs = _imagecodecs()
+        try:
+            arr = codecs.jpeg8_decode(
+                self._index.read(i), colorspace="UNKNOWN", outcolorspace="UNKNOWN"
+            )
+        except Exception as exc:
+            raise VideoError(f"{self.path}: cannot decode frame {i} ({_one_line(exc)})") from None
+        want = (self.rows, self.cols) + ((self.samples,) if self.samples > 1 else ())
+        if arr.shape != want:
+            raise VideoError(
+                f"{self.path}: frame {i} decoded as {arr.shape}, the header says {want}"
+            )
+        if self.signed and arr.dtype.kind == "u":
+            arr = arr.view(arr.dtype.str.replace("u", "i"))
+            if self.bits_stored < self.bits_allocated:  # sign-extend from BitsStored
+                shift = self.bits_allocated - self.bits_stored
+                arr = (arr << shift) >> shift
+        return arr, self.photometric
 
     def _decode_pydicom(self, i: int) -> tuple[np.ndarray, str]:
         from pydicom.encaps import encapsulate
@@ -432,6 +473,15 @@ class DicomVideo(Video):
 
     def __del__(self):
         self.close()
+
+
+def _imagecodecs():
+    """The imagecodecs module when installed with its JPEG decoder, else None."""
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+    return imagecodecs if getattr(imagecodecs, "JPEG8", None) is not None else None
 
 
 def _syntax_name(uid: str) -> str:

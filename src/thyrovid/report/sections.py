@@ -20,6 +20,7 @@ import yaml
 from thyrovid.cohort.schema import SPLITS as SPLIT_ORDER
 from thyrovid.report.html import Section, ci, esc, figure, num, para, table
 from thyrovid.runs import display_name, find_work_dir
+from thyrovid.stats.auc_ci import AUC_CI_NAMES as _AUC_CI
 
 METRIC_ROWS = (
     ("AUROC (95% CI)", "auroc"),
@@ -267,7 +268,9 @@ def run_section(run: Run, key: str) -> Section:
                           f"{thr.get('source', 'not recorded')}; applied unchanged to every split "
                           "(malignant when P >= threshold).", cls="how"))  # fmt: skip
         parts.append(metrics_table(blocks))
-        parts.append(para(f"AUROC CIs: DeLong. Proportion CIs: {m.get('ci', 'NA')}, level "
+        parts.append(para(f"AUROC CIs: {_AUC_CI.get(m.get('auc_ci', 'delong'), m.get('auc_ci'))}. "
+                          f"Patient vote: {m.get('patient_vote', 'mean')} of the nodules. "
+                          f"Proportion CIs: {m.get('ci', 'NA')}, level "
                           f"{num(m.get('ci_level', m.get('level')), 2)}. Test-time views per clip: {m.get('tta', 1)}."))  # fmt: skip
     elif run.metrics is None:
         parts.append(para(f"No metrics.json: run `thyrovid evaluate {run.path.name}`."))
@@ -320,6 +323,10 @@ def train_command(run: Run, base: Path) -> list[str]:
         m, thr = run.metrics, run.metrics.get("threshold") or {}
         parts = ["thyrovid", "evaluate", show(run.path, base), "--tta", str(m.get("tta", 1))]
         parts += ["--ci", str(m.get("ci", "wilson"))]
+        if m.get("auc_ci", "delong") != "delong":
+            parts += ["--auc-ci", str(m["auc_ci"])]
+        if m.get("patient_vote", "mean") != "mean":
+            parts += ["--patient-vote", str(m["patient_vote"])]
         if thr.get("method") == "fixed":
             parts += ["--threshold", str(thr.get("value"))]
         elif thr.get("method") == "sensitivity":
