@@ -247,6 +247,34 @@ def test_evaluate_writes_files_votes_exactly_and_uses_the_validation_threshold(p
         assert set(metrics["splits"][split]) == {"patient", "nodule", "video", "clip"}
 
 
+def test_patient_vote_and_auc_ci_are_recorded_and_shown_in_the_report(phantom, tmp_path):
+    """--patient-vote max: the patient is its most suspicious nodule; --auc-ci wald-paper: the
+    patient AUROC interval is the paper's AUC +- 1.96 sqrt(AUC(1-AUC)/n)."""
+    import shutil
+
+    from thyrovid.evaluation.evaluate import evaluate
+    from thyrovid.report.report import build_report
+    from thyrovid.stats.auc_ci import paper_auc_ci
+
+    work, (run, _) = phantom
+    other = tmp_path / run.name
+    shutil.copytree(run, other, ignore=shutil.ignore_patterns("predictions.csv", "metrics.json"))
+    metrics = evaluate(other, ("test",), work_dir=work, auc_ci="wald-paper", patient_vote="max")
+    saved = json.loads((other / "metrics.json").read_text())
+    assert saved["patient_vote"] == "max" and saved["auc_ci"] == "wald-paper"
+    pred = pd.read_csv(other / "predictions.csv", dtype={"id": str, "patient_id": str})
+    nodules = pred[pred["level"] == "nodule"].groupby(["split", "patient_id"])["prob"].max()
+    patients = pred[pred["level"] == "patient"].set_index(["split", "patient_id"])["prob"]
+    assert patients.to_dict() == pytest.approx(nodules.to_dict(), rel=1e-12)
+    block = metrics["splits"]["test"]["patient"]["auroc"]
+    n = metrics["splits"]["test"]["patient"]["n"]
+    assert block["method"] == "wald-paper"
+    assert (block["low"], block["high"]) == pytest.approx(paper_auc_ci(block["value"], n))
+    page = build_report(runs=[other], out=tmp_path / "r.html").read_text()
+    assert "Patient vote: max of the nodules" in page
+    assert "Wald on the AUROC, as the paper" in page and "--patient-vote max" in page
+
+
 def test_cli_evaluate_default_work_from_config_then_compare(phantom, tmp_path, capsys):
     from thyrovid.cli import main
 

@@ -95,3 +95,30 @@ def test_tta_views_flip_and_temporal_shift():
     assert views[3][0, 0, :, 0, 1].tolist() == [max(i - step, 0) for i in range(t)]
     # 2D inputs have no time axis: only identity and flip
     assert len(tta_views(torch.zeros(1, 1, 8, 8), 5)) == 2
+
+
+def test_patient_vote_matches_any_nodule_malignant():
+    """One malignant nodule at 0.95 beside three benign at 0.05: mean 0.275, max 0.95,
+    noisy-or 1 - 0.05 * 0.95**3."""
+    import pandas as pd
+
+    from thyrovid.inference.voting import soft_vote
+
+    rows = pd.DataFrame(
+        [
+            dict(clip_id=f"c{i}", patient_id="P", nodule_id=f"N{i}", video_id=f"v{i}",
+                 center="A", split="test", label=int(i == 0), prob=p)
+            for i, p in enumerate([0.95, 0.05, 0.05, 0.05])
+        ]
+    )  # fmt: skip
+    got = {}
+    for vote in ("mean", "max", "noisy-or"):
+        voted = soft_vote(rows, patient_vote=vote)
+        patient = voted[voted["level"] == "patient"].iloc[0]
+        assert patient["label"] == 1
+        got[vote] = patient["prob"]
+        # the levels below the patient do not change with the vote
+        assert voted[voted["level"] == "nodule"]["prob"].tolist() == [0.95, 0.05, 0.05, 0.05]
+    assert got["mean"] == pytest.approx(0.275)
+    assert got["max"] == pytest.approx(0.95)
+    assert got["noisy-or"] == pytest.approx(1 - 0.05 * 0.95**3)
