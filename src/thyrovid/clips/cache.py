@@ -101,8 +101,9 @@ def extract_video(job: dict) -> list[tuple[int, str | None]]:
     """Extract every pending clip of one video, decoding each needed frame once.
 
     Args:
-        job: video_path, size, frames, and clips: list of dicts with row, indices (T video
-            frame indices), key_pos, roi (x0, y0, x1, y1), clip_file, image_file.
+        job: video_path, size, frames, mask ((H, W) bool: pixels outside are set to 0, or
+            None), and clips: list of dicts with row, indices (T video frame indices),
+            key_pos, roi (x0, y0, x1, y1), clip_file, image_file.
 
     Returns:
         (row, error message or None) per clip.
@@ -110,6 +111,7 @@ def extract_video(job: dict) -> list[tuple[int, str | None]]:
     from thyrovid.io import open_video, to_gray
 
     size = job["size"]
+    mask = job.get("mask")  # (H, W) bool scan sector, or None
     clips = sorted(job["clips"], key=lambda c: max(c["indices"]))  # in order of completion
     needed = sorted({i for c in clips for i in c["indices"]})
     crops: list[dict[int, np.ndarray]] = [{} for _ in clips]  # per clip: frame -> resized crop
@@ -122,8 +124,12 @@ def extract_video(job: dict) -> list[tuple[int, str | None]]:
                 for c, store in zip(clips[n_done:], crops[n_done:]):
                     x0, y0, x1, y1 = c["roi"]
                     want = set(c["indices"])
+                    inside = mask[y0:y1, x0:x1] if mask is not None else None
                     for j in (j for j, fi in enumerate(chunk) if fi in want):
-                        store[chunk[j]] = resize_crop(to_gray(block[j, y0:y1, x0:x1]), size)
+                        crop = to_gray(block[j, y0:y1, x0:x1])
+                        if inside is not None:  # --mask-outside-sector
+                            crop = np.where(inside, crop, 0).astype(np.uint8)
+                        store[chunk[j]] = resize_crop(crop, size)
                 while n_done < len(clips) and max(clips[n_done]["indices"]) <= chunk[-1]:
                     _write_clip(clips[n_done], crops[n_done])
                     crops[n_done] = {}

@@ -13,7 +13,11 @@ Conventions:
   of one repeated frame: usable by the 2D models, motionless for the 3D ones.
 - Box: expanded about its centre (aspect kept), rounded to whole pixels, clamped to the
   ultrasound region (VideoInfo.region) or the frame; the box used is roi_x0..roi_y1 in
-  clips.csv. The crop is resized to size x size without keeping its aspect ratio (the paper
+  clips.csv. With --mask-outside-sector, each video's scan sector is estimated from 16 spread
+  frames (`thyrovid.io.sector`: what changes over time, within the region), the box is clamped
+  to the sector's rectangle and every pixel outside the sector (black wedges, burned-in text)
+  is set to 0 in the clip; clips.csv then has sector_masked = 1 and sector_source (pixels, or
+  dicom when only the header's rectangle is known), and extract.json mask_outside_sector. The crop is resized to size x size without keeping its aspect ratio (the paper
   resizes to 224 x 224): cv2.INTER_AREA when shrinking, INTER_LINEAR when enlarging.
 - Files: WORK/clips/<clip_id>.npy uint8 (T, size, size); WORK/images/<clip_id>.npy uint8
   (size, size), the key frame's crop (for the 2D models); WORK/clips.csv; WORK/extract.json
@@ -155,7 +159,7 @@ def _read_headers(cohort: Cohort, cache_file: Path) -> dict[str, object]:
 
 
 def plan_clips(
-    cohort: Cohort, headers: dict, frames: int, size: int, expand: float
+    cohort: Cohort, headers: dict, frames: int, size: int, expand: float, sectors=None
 ) -> tuple[pd.DataFrame, list]:
     """Plan one clip per cohort row: (clips.csv rows without split, Problems of rows dropped).
 
@@ -174,13 +178,17 @@ def plan_clips(
     for row, r in zip(rows.index, rows.to_dict("records")):
         info = headers[r["video_path"]]
         bounds = info.region or (0, 0, info.width, info.height)
+        sector = sectors.get(r["video_path"]) if sectors else None
+        if sector is not None:
+            bounds = sector.box
         bounds = (max(bounds[0], 0), max(bounds[1], 0), min(bounds[2], info.width),
                   min(bounds[3], info.height))  # fmt: skip
         roi = expand_box((r["x0"], r["y0"], r["x1"], r["y1"]), expand, bounds)
         if roi is None:
             box = ", ".join(format_number(float(r[k])) for k in ("x0", "y0", "x1", "y1"))
             region = ", ".join(str(b) for b in bounds)
-            msg = f"box ({box}) is outside the ultrasound imaging region ({region}) of the video"
+            what = "scan sector" if sector is not None else "ultrasound imaging region"
+            msg = f"box ({box}) is outside the {what} ({region}) of the video"
             problems.append(Problem(row, msg))
             continue
         first, n_real, pad = clip_window(int(r["frame"]), info.n_frames, frames)
@@ -209,6 +217,9 @@ def plan_clips(
             "x0": format_number(r["x0"]), "y0": format_number(r["y0"]), "x1": format_number(r["x1"]), "y1": format_number(r["y1"]),
             "row": row, "video": r["video"], "video_path": r["video_path"],
         }  # fmt: skip
+        if sectors is not None:
+            rec["sector_masked"] = int(sector is not None and sector.mask is not None)
+            rec["sector_source"] = sector.source if sector is not None else ""
         for col in cohort.extras:
             rec[col if col not in FIRST_COLUMNS else f"cohort_{col}"] = r[col]
         out.append(rec)
@@ -264,6 +275,7 @@ def extract(
     strict: bool = False,
     external_centers: Sequence[str] = (),
     seed: int = 0,
+    mask_outside_sector: bool = False,
 ) -> ExtractReport:
     """Validate `cohort_csv` and write the clip cache and clips.csv into `out_dir`.
 
@@ -280,6 +292,8 @@ def extract(
             that fails to decode mid-run: the run finishes the others, then raises).
         external_centers: centers whose patients form the external test split.
         seed: the split seed (see thyrovid.cohort.splits).
+        mask_outside_sector: clamp boxes to each video's scan sector and blank what lies
+            outside it (see the module docstring).
 
     Returns:
         ExtractReport. Rows that could not be used are listed in its `skipped`.
@@ -298,18 +312,25 @@ def extract(
         if workers > 1 and first_run and len(cohort.rows) >= POOL_MIN_CLIPS:
             pool = start_pool(workers)  # the workers start while the headers are read
             stack.callback(pool.shutdown, cancel_futures=True)
-        plan, warnings = _validate_and_plan(
-            cohort, work, frames, size, expand, strict, external_centers, seed
-        )
+        plan, warnings, sectors = _validate_and_plan(
+            cohort, work, frames, size, expand, strict, external_centers, seed,
+            mask_outside_sector,
+        )  # fmt: skip
         (work / "clips").mkdir(parents=True, exist_ok=True)
         (work / "images").mkdir(parents=True, exist_ok=True)
-        _check_params(work, spec.to_json(), overwrite)
+        params = spec.to_json()
+        if mask_outside_sector:
+            params["mask_outside_sector"] = True
+        _check_params(work, params, overwrite)
         remove_stale_temps(work)
         failed, n_todo = {}, 0
         if not plan.empty:
             todo = _pending(plan, work, frames, size, overwrite)
             n_todo = int(todo.sum())
             jobs = video_jobs(plan[todo], work, frames, size)
+            for job in jobs:
+                sector = sectors.get(job["video_path"]) if sectors else None
+                job["mask"] = sector.mask if sector is not None else None
             results = run_jobs(jobs, workers, POOL_MIN_CLIPS, pool)
             failed = {row: msg for row, msg in results if msg}
     problems = cohort.problems + [Problem(r, m, cohort.path.name) for r, m in failed.items()]
@@ -332,16 +353,36 @@ def extract(
     )
 
 
+def _sectors(cohort: Cohort, headers: dict) -> dict:
+    """Each openable video's scan sector (None when neither pixels nor header give one)."""
+    from tqdm import tqdm
+
+    from thyrovid.io import open_video
+    from thyrovid.io.sector import video_sector
+
+    out = {}
+    paths = [p for p in cohort.rows["video_path"].unique() if not isinstance(headers[p], str)]
+    for path in tqdm(paths, unit="video", desc="sector", file=sys.stderr, disable=None):
+        try:
+            with open_video(path) as video:
+                out[path] = video_sector(video)
+        except UserError:  # a frame that does not decode: the clip cutting reports it
+            out[path] = None
+    return out
+
+
 def _validate_and_plan(
-    cohort: Cohort, work: Path, frames, size, expand, strict, external_centers, seed
-) -> tuple[pd.DataFrame, list[str]]:
+    cohort: Cohort, work: Path, frames, size, expand, strict, external_centers, seed,
+    mask_outside_sector=False,
+) -> tuple[pd.DataFrame, list[str], dict | None]:  # fmt: skip
     """Check rows against the video headers, plan the clips, assign splits; drop bad rows."""
     from thyrovid.cohort.schema import check_against_videos
     from thyrovid.cohort.splits import assign_splits, conflicts, patient_table, unknown_centers
 
     headers = _read_headers(cohort, work / "videos.json")
     check_against_videos(cohort, headers, strict=strict)
-    plan, problems = plan_clips(cohort, headers, frames, size, expand)
+    sectors = _sectors(cohort, headers) if mask_outside_sector else None
+    plan, problems = plan_clips(cohort, headers, frames, size, expand, sectors)
     cohort.drop(problems, strict=strict)
     patients = patient_table(cohort.rows)
     warnings = unknown_centers(patients, external_centers)
@@ -351,7 +392,7 @@ def _validate_and_plan(
         warnings += _short_video_warnings(plan, frames)
         split_of = assign_splits(patients, external_centers, seed=seed)
         plan["split"] = plan["patient_id"].map(split_of)
-    return plan, warnings
+    return plan, warnings, sectors
 
 
 def _short_video_warnings(plan: pd.DataFrame, frames: int) -> list[str]:
@@ -397,6 +438,13 @@ def add_arguments(parser) -> None:
         help="centers forming the external test set",
     )
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    parser.add_argument(
+        "--mask-outside-sector",
+        action="store_true",
+        help="estimate each video's scan sector (the fan of a convex probe: what changes over "
+        "time), clamp boxes to it and blank the black wedges and burned-in text outside it; "
+        "recorded in clips.csv (sector_masked) and extract.json",
+    )
 
 
 def run(args) -> int:
@@ -412,6 +460,7 @@ def run(args) -> int:
         strict=args.strict,
         external_centers=[c for c in args.external_centers.split(",") if c.strip()],
         seed=args.seed,
+        mask_outside_sector=args.mask_outside_sector,
     )
     for line in report.warnings:
         print(f"warning: {line}", file=sys.stderr)

@@ -126,6 +126,8 @@ def write_dicom(
     series_key: str,
     series_number: int,
     study_date: str,
+    regions: bool = True,
+    transducer: str = "LINEAR",
 ) -> None:
     """Write one Ultrasound Multi-frame Image file atomically.
 
@@ -139,6 +141,10 @@ def write_dicom(
         study_key, series_key: names the Study/Series UIDs are derived from.
         series_number: SeriesNumber.
         study_date: YYYYMMDD (synthetic).
+        regions: write SequenceOfUltrasoundRegions (the layout's rectangle); False leaves the
+            scan sector to be found from the pixels.
+        transducer: TransducerType ("LINEAR"; the convex-probe fans of `synth.convex` say
+            "CURVED LINEAR").
     """
     rgb = frames.ndim == 4
     sop_uid = uid(seed, "sop", series_key)
@@ -188,8 +194,9 @@ def write_dicom(
     ds.HighBit = 7
     ds.PixelRepresentation = 0
     ds.UltrasoundColorDataPresent = 0
-    ds.TransducerType = "LINEAR"
-    ds.SequenceOfUltrasoundRegions = [_region_item(layout, profile)]
+    ds.TransducerType = transducer
+    if regions:
+        ds.SequenceOfUltrasoundRegions = [_region_item(layout, profile)]
     if jpeg:
         encoded = []
         for f in frames:
