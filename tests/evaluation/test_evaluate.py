@@ -69,7 +69,7 @@ def test_metrics_match_thyrovid_stats_with_each_ci_method():
         block = m["splits"]["external"]["patient"]
         r = rows(pred, "external")
         a, lo, hi = auc_ci(r["label"].to_numpy(), r["prob"].to_numpy())
-        assert block["auroc"] == {"value": a, "low": lo, "high": hi}
+        assert block["auroc"] == {"value": a, "low": lo, "high": hi, "method": "delong"}
         ref = binary_metrics(block["tp"], block["fp"], block["tn"], block["fn"], ci=ci)
         for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "kappa"):
             assert block[key] == ref[key]
