@@ -33,7 +33,8 @@ from thyrovid.atomic import write_text_atomic
 from thyrovid.errors import UserError
 from thyrovid.evaluation.metrics import CI_METHODS, SPLIT_ORDER, metrics_from_predictions
 from thyrovid.options import add_device_argument, add_work_argument
-from thyrovid.runs import check_threshold
+from thyrovid.reliability import never_above_chance
+from thyrovid.runs import check_threshold, training_log
 
 
 # --------------------------------------------------------------------------- the stage
@@ -119,7 +120,11 @@ def evaluate(
     if missing.any() and distributed.is_main():
         print(f"warning: {int(missing.sum())} clip(s) got no prediction; left out", file=sys.stderr)
     predictions = soft_vote(chosen)
-    metrics = metrics_from_predictions(predictions, threshold, target_sensitivity, ci, ci_level)
+    trained = never_above_chance([row.get("val_auroc") for row in training_log(run_dir)])
+    metrics = metrics_from_predictions(
+        predictions, threshold, target_sensitivity, ci, ci_level, extra_cautions=trained,
+        quiet=not distributed.is_main(),
+    )  # fmt: skip
     metrics = {"run": run_dir.name, "work_dir": str(work_dir), "tta": int(tta), **metrics}
     if distributed.is_main():
         write_predictions(predictions, run_dir / "predictions.csv")

@@ -12,14 +12,20 @@ reliability table over ten equal-width probability bins.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pandas as pd
 
 from thyrovid.cohort.schema import SPLITS
 from thyrovid.errors import UserError
 from thyrovid.inference.voting import LEVELS
+from thyrovid.reliability import (
+    clip_block,
+    emit,
+    metrics_cautions,
+    prob_range,
+    threshold_band,
+    to_json,
+)
 from thyrovid.runs import check_threshold
 from thyrovid.stats.proportions import METHODS as CI_METHODS
 
@@ -102,10 +108,13 @@ def level_metrics(truth, prob, threshold: float, ci: str = "wilson", level: floa
         dict n, n_pos, threshold, auroc {value, low, high} (DeLong CI; no CI with fewer than two
         cases of a class, no value with one class),
         tp/fp/tn/fn, accuracy, sensitivity, specificity, ppv, npv, f1, kappa, youden (each
-        {value, low, high}), brier, calibration.
+        {value, low, high}), brier, calibration, prob_range (min, p05, p95, max of prob).
+        A CI bound beyond its metric's range (kappa above 1, a Wald interval below 0, ...) is
+        clipped to it, and the entry's ``clipped`` holds the bound as computed
+        (`thyrovid.reliability.clip_interval`).
     """
     from thyrovid.stats.proportions import binary_metrics, confusion
-    from thyrovid.stats.roc import auc, auc_ci
+    from thyrovid.stats.roc import auc, check_level, delong
 
     t = np.asarray(truth).astype(int)
     p = np.asarray(prob, dtype=np.float64)
@@ -114,8 +123,13 @@ def level_metrics(truth, prob, threshold: float, ci: str = "wilson", level: floa
     n_neg = t.size - n_pos
     out["auroc"] = {"value": None, "low": None, "high": None}
     if min(n_pos, n_neg) >= 2:
-        a, lo, hi = auc_ci(t, p, level=level)
-        out["auroc"] = {"value": a, "low": lo, "high": hi}
+        from scipy.stats import norm
+
+        check_level(level)
+        d = delong(t, p)  # auc_ci's interval before its silent clip: the clip is said here
+        a, se = float(d.aucs[0]), float(np.sqrt(max(d.cov[0, 0], 0.0)))
+        half = float(norm.ppf(0.5 + level / 2.0)) * se
+        out["auroc"] = {"value": a, "low": a - half, "high": a + half}
     elif min(n_pos, n_neg) == 1:  # DeLong's variance needs two of each class: no CI
         out["auroc"]["value"] = auc(t, p)
         out["auroc"]["note"] = "no CI: DeLong's variance needs two cases of each class"
@@ -129,6 +143,8 @@ def level_metrics(truth, prob, threshold: float, ci: str = "wilson", level: floa
     out.update(_clean(binary_metrics(tp, fp, tn, fn, ci=ci, level=level)))
     out["brier"] = float(np.mean((p - t) ** 2)) if t.size else None
     out["calibration"] = calibration(t, p)
+    out["prob_range"] = prob_range(p)
+    clip_block(out, "")  # marks each clipped entry; reliability.metrics_cautions words them
     return out
 
 
@@ -167,20 +183,16 @@ def choose_run_threshold(
     method = "youden" if target_sensitivity is None else "sensitivity"
     if rows.empty or rows["label"].nunique() < 2:
         why = "no validation split" if rows.empty else "validation split has one class only"
-        print(f"warning: {why}; using threshold 0.5", file=sys.stderr)
         return {"value": 0.5, "source": f"default 0.5 ({why})", "method": "default",
                 "split": None, "level": None, "target": None}  # fmt: skip
-    value = choose_threshold(
-        rows["label"].to_numpy(int),
-        rows["prob"].to_numpy(float),
-        method=method,
-        target=target_sensitivity,
-    )
+    truth, prob = rows["label"].to_numpy(int), rows["prob"].to_numpy(float)
+    value = choose_threshold(truth, prob, method=method, target=target_sensitivity)
     source = f"{split} split, {level} level, " + (
         "Youden index" if method == "youden" else f"sensitivity >= {target_sensitivity}"
     )
+    band = threshold_band(truth, prob, method, target_sensitivity)  # "near the threshold"
     return {"value": float(value), "source": source, "method": method, "split": split,
-            "level": level, "target": target_sensitivity}  # fmt: skip
+            "level": level, "target": target_sensitivity, "band": band}  # fmt: skip
 
 
 def metrics_from_predictions(
@@ -189,12 +201,20 @@ def metrics_from_predictions(
     target_sensitivity: float | None = None,
     ci: str = "wilson",
     ci_level: float = 0.95,
+    extra_cautions=(),
+    quiet: bool = False,
 ) -> dict:
     """metrics.json content from a predictions table (the columns of predictions.csv).
 
+    Args:
+        extra_cautions: `thyrovid.reliability.Caution`s found elsewhere (the training log).
+        quiet: do not print the warnings (evaluate prints them on one rank only).
+
     Returns:
-        dict threshold (see :func:`choose_run_threshold`), ci, level (the CI level), and splits:
-        {split: {level: :func:`level_metrics`}} for every split and level in ``predictions``.
+        dict threshold (see :func:`choose_run_threshold`), ci, level (the CI level), splits:
+        {split: {level: :func:`level_metrics`}} for every split and level in ``predictions``,
+        and warnings: what makes these numbers unreliable (`thyrovid.reliability`), printed
+        to stderr as ``warning: ...`` lines unless `quiet`.
     """
     if ci not in CI_METHODS:
         raise UserError(f"--ci must be one of {', '.join(CI_METHODS)}, got {ci!r}")
@@ -216,4 +236,9 @@ def metrics_from_predictions(
                     ci,
                     ci_level,
                 )
-    return _clean({"threshold": chosen, "ci": ci, "level": ci_level, "splits": splits})
+    out = _clean({"threshold": chosen, "ci": ci, "level": ci_level, "splits": splits})
+    cautions = [*metrics_cautions(out), *extra_cautions]
+    if not quiet:
+        emit(cautions)
+    out["warnings"] = to_json(cautions)
+    return out
