@@ -271,6 +271,7 @@ def test_cli_evaluate_default_work_from_config_then_compare(phantom, tmp_path, c
                 "wald",
                 "--threshold",
                 "0.5",
+                "--json",
             ]
         )
         == 0
@@ -286,7 +287,7 @@ def test_cli_evaluate_default_work_from_config_then_compare(phantom, tmp_path, c
         main(["compare", str(run_a), str(run_b), "--split", "test", "--out", str(tmp_path / "cmp")])
         == 0
     )
-    table = pd.read_csv(tmp_path / "cmp" / "table.csv", index_col=0)
+    table = pd.read_csv(tmp_path / "cmp" / "table_display.csv", index_col=0)
     assert list(table.columns) == ["3D ResNet50", "3D DenseNet121"]
     for name in (
         "table.md",
@@ -323,7 +324,8 @@ def test_torchrun_two_ranks_write_each_clip_once(phantom, tmp_path):
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "thyrovid", "evaluate", str(two), "--work", str(work), "--batch-size", "4"]  # fmt: skip
+           "-m", "thyrovid", "evaluate", str(two), "--work", str(work), "--batch-size", "4",
+           "--json"]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count('"threshold"') == 1  # rank 0 alone prints the summary
