@@ -63,3 +63,18 @@ def test_json_lists_skipped_videos_and_rows_with_their_reason(tiny, tmp_path, ca
     reasons = " ".join(r["skipped"] for r in skipped)
     assert "missing.dcm" in reasons and "row 4 (line 5)" in reasons
     assert len([r for r in got if not r.get("skipped")]) >= 1
+
+
+def test_frame_base_1_gives_the_same_prediction_as_the_0_based_frame(tiny, capsys):
+    row = evaluated_clips(tiny).iloc[0]
+    args = _args(tiny, tiny["run"], row)
+    assert main([*args, "--json"]) == 0
+    zero = json.loads(capsys.readouterr().out)
+    i = args.index("--frame") + 1
+    args[i] = str(int(args[i]) + 1)
+    assert main([*args, "--json", "--frame-base", "1"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert one["prob"] == zero["prob"] and one["clips"][0]["frame"] == row.key_frame
+    args[i] = "0"
+    assert main([*args, "--frame-base", "1"]) == 2
+    assert "--frame 0 is not a 1-based frame index" in capsys.readouterr().err

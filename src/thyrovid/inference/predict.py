@@ -266,7 +266,7 @@ def to_json(result: dict) -> dict:
 
 
 def read_boxes_csv(
-    path: str | os.PathLike, video: str | None = None
+    path: str | os.PathLike, video: str | None = None, frame_base: int = 0
 ) -> tuple[dict[str, list], list[str]]:
     """Key frames and boxes from a cohort.csv-like file, grouped by video.
 
@@ -278,6 +278,8 @@ def read_boxes_csv(
         path: CSV with columns video, frame, x0, y0, x1, y1 (others ignored); video paths
             relative to the CSV's folder.
         video: keep only the rows of this video (matched by resolved path).
+        frame_base: 1 when the file numbers frames from 1 (a viewer's numbers); the frames
+            returned are 0-based.
 
     Returns:
         ({video path (as resolved): [(frame, box), ...]} in file order, problem lines).
@@ -301,7 +303,7 @@ def read_boxes_csv(
         if want and str(vid) != want:
             continue
         try:
-            pair = _box_row(df.loc[idx], {c: numbers[c][idx] for c in numbers})
+            pair = _box_row(df.loc[idx], {c: numbers[c][idx] for c in numbers}, frame_base)
         except UserError as exc:
             problems.append(f"{path}: row {idx + 1} (line {idx + 2}): {exc}")
             continue
@@ -311,13 +313,15 @@ def read_boxes_csv(
     return out, problems
 
 
-def _box_row(text, value: dict) -> tuple[int, Box]:
-    """(frame, box) of one boxes-file row: `text` the cells as written, `value` as numbers."""
+def _box_row(text, value: dict, frame_base: int = 0) -> tuple[int, Box]:
+    """(0-based frame, box) of one boxes-file row: `text` the cells as written, `value` as
+    numbers; `frame_base` 1 when the file numbers frames from 1."""
     if not text["video"]:
         raise UserError("video is empty")
     frame = value["frame"]
-    if not (math.isfinite(frame) and frame.is_integer() and frame >= 0):
-        raise UserError(f"frame {text['frame']!r} is not a 0-based frame index")
+    if not (math.isfinite(frame) and frame.is_integer() and frame >= frame_base):
+        raise UserError(f"frame {text['frame']!r} is not a {frame_base}-based frame index")
+    frame -= frame_base
     for k in ("x0", "y0", "x1", "y1"):
         if not math.isfinite(value[k]):
             raise UserError(f"{k} {text[k]!r} is not a number")
@@ -330,10 +334,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("run", help="run folder written by `thyrovid train`")
     parser.add_argument("video", nargs="?", help="video (DICOM, AVI/MP4, frame folder)")
     parser.add_argument("--frame", type=int, action="append", default=[], metavar="K",
-                        help="key frame (0-based); repeat, one per --box")  # fmt: skip
+                        help="key frame, 0-based (the first frame is 0; see --frame-base); "
+                        "repeat, one per --box")  # fmt: skip
     parser.add_argument("--box", action="append", default=[], metavar="x0,y0,x1,y1",
                         help="nodule box on that frame, pixels, x1/y1 exclusive")  # fmt: skip
-    parser.add_argument("--boxes", metavar="CSV", help="rows: video, frame, x0, y0, x1, y1")
+    parser.add_argument("--boxes", metavar="CSV",
+                        help="rows: video, frame (0-based), x0, y0, x1, y1")  # fmt: skip
     parser.add_argument("--cam", metavar="OUT_DIR", help="write Grad-CAM PNG + AVI per clip")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     add_device_argument(parser, default="cpu")
@@ -341,6 +347,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--expand", type=float, help="override the box expansion")
     parser.add_argument("--threshold", type=float, help="override the run's threshold")
     parser.add_argument("--tta", type=int, default=1, help="test-time views per clip")
+    parser.add_argument(
+        "--frame-base", type=int, choices=(0, 1), default=0,
+        help="how --frame and the boxes file number frames: 0 (default) or 1 (as DICOM viewers "
+        "do); the output's frames are 0-based",
+    )  # fmt: skip
 
 
 def _jobs(args) -> tuple[dict[str, list], list[str]]:
@@ -349,12 +360,16 @@ def _jobs(args) -> tuple[dict[str, list], list[str]]:
         raise UserError(f"give one --frame per --box (got {len(args.frame)} and {len(args.box)})")
     jobs: dict[str, list] = {}
     problems: list[str] = []
+    base = getattr(args, "frame_base", 0)
     if args.boxes:
-        jobs, problems = read_boxes_csv(args.boxes, args.video)
+        jobs, problems = read_boxes_csv(args.boxes, args.video, base)
     if args.box:
         if not args.video:
             raise UserError("--box needs a VIDEO argument")
-        pairs = [(f, parse_box(b)) for f, b in zip(args.frame, args.box)]
+        low = [f for f in args.frame if f < base]
+        if low:
+            raise UserError(f"--frame {low[0]} is not a {base}-based frame index")
+        pairs = [(f - base, parse_box(b)) for f, b in zip(args.frame, args.box)]
         jobs.setdefault(args.video, []).extend(pairs)
     if not jobs and problems:
         raise UserError(f"no usable row; the first: {problems[0]}")
