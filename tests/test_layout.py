@@ -21,7 +21,7 @@ PACKAGE = SRC / "thyrovid"
 # its stage.
 STAGES: tuple[tuple[str, ...], ...] = (
     ("__init__", "errors", "atomic", "options"),  # know nothing of thyrovid
-    ("io", "stats", "models", "csv_input", "config", "distributed"),  # know no stage
+    ("io", "stats", "models", "csv_input", "config", "distributed", "reliability"),  # know no stage
     ("runs",),  # the one reader of a run folder and a work folder
     ("cohort",),
     ("synth",),  # writes a cohort

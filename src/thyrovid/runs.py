@@ -327,3 +327,39 @@ def require_threshold(run_dir: str | os.PathLike) -> tuple[float, str]:
     if value is None:
         raise UserError(source)
     return value, source
+
+
+# ---------------------------------------------------------------- the training log
+
+
+def training_log(run_dir: str | os.PathLike) -> list[dict]:
+    """RUN/log.csv (one dict of strings per epoch, as `thyrovid train` wrote it); [] without."""
+    import csv
+
+    path = Path(run_dir) / "log.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def threshold_band(run_dir: str | os.PathLike) -> dict | None:
+    """RUN/metrics.json ``threshold.band`` (the bootstrap band of the threshold), or None."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        band = (json.loads(path.read_text()).get("threshold") or {}).get("band")
+    except (ValueError, OSError, AttributeError):
+        return None
+    if isinstance(band, dict) and {"low", "high"} <= set(band):
+        return band
+    return None
+
+
+def run_warnings(run_dir: str | os.PathLike) -> list[dict]:
+    """RUN/metrics.json ``warnings`` (what makes the run's numbers unreliable), or []."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        items = json.loads(path.read_text()).get("warnings") or []
+    except (ValueError, OSError, AttributeError):
+        return []
+    return [w for w in items if isinstance(w, dict) and "message" in w]

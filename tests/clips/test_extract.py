@@ -170,7 +170,7 @@ def test_cli_prints_json_summary_and_exit_codes(tmp_path, capsys):
         "--workers",
         "1",
     ]
-    assert main([*args, "--size", "16"]) == 0
+    assert main([*args, "--size", "16", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["clips"] == summary["extracted"] == 2
     assert main([*args, "--size", "20"]) == 2  # parameters differ from the existing WORK

@@ -72,12 +72,17 @@ def test_table_and_delong_matrix_match_thyrovid_stats(runs, tmp_path):
     res = compare(paths, level="patient", split="test", out=out, ci="wald", figures=False)
     names = ["3D InceptionResNetV2", "2D InceptionResNetV2", "3D ResNet50"]
     assert res["names"] == names
-    table = pd.read_csv(out / "table.csv", index_col=0)
+    numbers = pd.read_csv(out / "table.csv", index_col=0)
+    assert list(numbers.columns[:3]) == [f"{names[0]}: {p}" for p in ("value", "low", "high")]
+    assert all(dtype.kind == "f" for dtype in numbers.dtypes)  # numbers only, no "0.9 (..)"
+    table = pd.read_csv(out / "table_display.csv", index_col=0)
     assert list(table.columns) == names
     assert list(table.index)[:2] == ["AUROC (95% CI)", "Accuracy (95% CI)"]
     for name, key in zip(names, "abc"):
         a, lo, hi = auc_ci(labels, probs[key])
         assert table.loc["AUROC (95% CI)", name] == f"{a:.3f} ({lo:.3f}, {hi:.3f})"
+        assert numbers.loc["auroc", f"{name}: value"] == pytest.approx(a, rel=1e-5)
+        assert numbers.loc["auroc", f"{name}: high"] == pytest.approx(hi, rel=1e-5)
         counts = confusion(labels, probs[key] >= specs[key][2])  # the run's own threshold
         ref = binary_metrics(*counts, ci="wald")
         assert table.loc["Sensitivity (95% CI)", name] == format_ci(ref["sensitivity"])
@@ -154,8 +159,24 @@ def test_cli_compare_writes_files_and_missing_run_is_one_line(runs, tmp_path, ca
     assert main([*args, "--out", str(out), "--no-figures"]) == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0] == "| Metric | A | B | C |"
-    assert "| AUROC (95% CI) |" in printed and f"wrote 10 files to {out}" in printed
+    assert "| AUROC (95% CI) |" in printed and f"wrote 12 files to {out}" in printed
     assert (out / "table.md").is_file() and not (out / "roc.png").exists()
     assert main(["compare", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "predictions.csv: not found" in err
+
+
+def test_compare_warns_of_a_near_constant_model_and_not_of_a_spread_one(runs, tmp_path, capsys):
+    paths, labels, probs, _ = runs
+    ids = [f"P{i:03d}" for i in range(len(labels))]
+    flat = 0.86 + 0.005 * probs["a"]  # the demo's kept model: about 0.86-0.87 to every case
+    const = write_run(tmp_path / "flat", ids, labels, flat, 0.863)
+    out = tmp_path / "cmp_flat"
+    assert main(["compare", str(paths[0]), str(const), "--names", "good", "flat",
+                 "--out", str(out), "--no-figures"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "warning: flat: test/patient: the model gives nearly the same P(malignant)" in err
+    assert "good: test/patient: the model gives nearly" not in err
+    saved = json.loads((out / "warnings.json").read_text())
+    assert {(w["code"], w["where"].split(":")[0]) for w in saved} >= {("narrow_spread", "flat")}
+    assert not [w for w in saved if w["where"].startswith("good") and w["code"] == "narrow_spread"]

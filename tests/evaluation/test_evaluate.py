@@ -13,6 +13,7 @@ import yaml
 from helpers import make_clips, make_work_dir
 from thyrovid.evaluation.metrics import calibration, metrics_from_predictions
 from thyrovid.inference.voting import soft_vote
+from thyrovid.reliability import clip_interval
 from thyrovid.stats.proportions import binary_metrics
 from thyrovid.stats.roc import auc_ci, choose_threshold
 
@@ -69,9 +70,12 @@ def test_metrics_match_thyrovid_stats_with_each_ci_method():
         block = m["splits"]["external"]["patient"]
         r = rows(pred, "external")
         a, lo, hi = auc_ci(r["label"].to_numpy(), r["prob"].to_numpy())
-        assert block["auroc"] == {"value": a, "low": lo, "high": hi, "method": "delong"}
+        shown = {k: block["auroc"][k] for k in ("value", "low", "high")}
+        assert shown == pytest.approx({"value": a, "low": lo, "high": hi}, rel=1e-12)
+        assert block["auroc"]["method"] == "delong"
         ref = binary_metrics(block["tp"], block["fp"], block["tn"], block["fn"], ci=ci)
         for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "kappa"):
+            clip_interval(ref[key], key, "")  # a bound out of its range: clipped, raw kept
             assert block[key] == ref[key]
         p, y = r["prob"].to_numpy(), r["label"].to_numpy()
         assert block["brier"] == pytest.approx(np.mean((p - y) ** 2), rel=1e-12)
@@ -296,6 +300,7 @@ def test_cli_evaluate_default_work_from_config_then_compare(phantom, tmp_path, c
                 "wald",
                 "--threshold",
                 "0.5",
+                "--json",
             ]
         )
         == 0
@@ -311,7 +316,7 @@ def test_cli_evaluate_default_work_from_config_then_compare(phantom, tmp_path, c
         main(["compare", str(run_a), str(run_b), "--split", "test", "--out", str(tmp_path / "cmp")])
         == 0
     )
-    table = pd.read_csv(tmp_path / "cmp" / "table.csv", index_col=0)
+    table = pd.read_csv(tmp_path / "cmp" / "table_display.csv", index_col=0)
     assert list(table.columns) == ["3D ResNet50", "3D DenseNet121"]
     for name in (
         "table.md",
@@ -348,7 +353,8 @@ def test_torchrun_two_ranks_write_each_clip_once(phantom, tmp_path):
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "thyrovid", "evaluate", str(two), "--work", str(work), "--batch-size", "4"]  # fmt: skip
+           "-m", "thyrovid", "evaluate", str(two), "--work", str(work), "--batch-size", "4",
+           "--json"]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count('"threshold"') == 1  # rank 0 alone prints the summary

@@ -191,3 +191,32 @@ def test_cam_summary_is_json(tiny_run, capsys):
     )
     summary = json.loads(capsys.readouterr().out)
     assert summary["clips"] == 1
+
+
+def test_an_all_zero_map_is_warned_and_a_real_one_is_not(tiny_run, capsys, monkeypatch):
+    from thyrovid.cli import main
+    from thyrovid.explain import cam as cam_module
+    from thyrovid.explain.gradcam import CamResult
+
+    root, work, run = tiny_run
+    real = cam_module.grad_cam
+    calls = []
+
+    def first_map_empty(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:  # a network whose evidence never reaches the layer: zeros
+            return [CamResult(np.zeros_like(r.cam), r.logit, r.prob) for r in out]
+        return out
+
+    monkeypatch.setattr(cam_module, "grad_cam", first_map_empty)
+    out = root / "cam_empty"
+    args = ["cam", str(run), "--work", str(work), "--split", "val", "-n", "2", "--out", str(out)]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    table = pd.read_csv(out / "cam.csv", keep_default_na=False)
+    first, second = table["clip_id"]
+    assert f"warning: clip {first}: the Grad-CAM map is all zeros (max 0.0)" in err
+    assert f"clip {second}:" not in err
+    assert table.loc[0, "cam_max"] == 0.0 and table.loc[1, "cam_max"] > 0
+    assert table.loc[0, "warning"] and not table.loc[1, "warning"]

@@ -286,3 +286,39 @@ def test_model_predictions_must_cover_and_agree_with_the_cases(study, tmp_path):
     )
     with pytest.raises(UserError, match="case P012 has label"):
         reader_study(csv, model_run=tmp_path / "flip")
+
+
+def _small_study(tmp_path) -> Path:
+    """Three readers, eight cases, nearly perfect: kappa's and the mean AUROC's CIs pass 1."""
+    truth = [0, 0, 0, 0, 1, 1, 1, 1]
+    rows = []
+    for k, reader in enumerate(("R1", "R2", "R3")):
+        for modality, shift in (("unaided", 0), ("aided", 1)):
+            for i, t in enumerate(truth):
+                score = 2 + 2 * t + ((i + k + shift) % 3 == 0) * (1 - 2 * t)  # an odd miss
+                rows.append((reader, f"C{i}", modality, t, score, int(score >= 3)))
+    csv = tmp_path / "readers.csv"
+    pd.DataFrame(rows, columns=["reader", "case", "modality", "truth", "score", "decision"]).to_csv(
+        csv, index=False
+    )
+    return csv
+
+
+def test_small_study_clips_kappa_and_mean_auroc_cis_and_says_so(tmp_path, capsys):
+    assert main(["readers", str(_small_study(tmp_path)), "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: reader study: AUROC on 4 malignant and 4 benign cases" in err
+    assert "kappa high" in err and "-> 1 (range [-1, 1])" in err
+    assert "mean-reader AUROC" in err and "auroc high" in err
+    table = pd.read_csv(tmp_path / "o" / "table4.csv")
+    assert table["kappa_high"].max() <= 1.0 and table["auroc_high"].max() <= 1.0
+    saved = json.loads((tmp_path / "o" / "mrmc.json").read_text())
+    assert {w["code"] for w in saved["warnings"]} >= {"few_for_auroc", "ci_clipped"}
+    for m in saved["mrmc"].values():
+        assert all(s["ci_high"] <= 1.0 for s in m["rrrc"]["single"])
+
+
+def test_large_study_has_no_clipping_or_count_warning(study):
+    _, csv, run, _ = study
+    result = reader_study(csv, run)
+    assert not [w for w in result["warnings"] if w["code"] == "few_for_auroc"]

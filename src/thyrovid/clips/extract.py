@@ -276,6 +276,7 @@ def extract(
     external_centers: Sequence[str] = (),
     seed: int = 0,
     mask_outside_sector: bool = False,
+    frame_base: int = 0,
 ) -> ExtractReport:
     """Validate `cohort_csv` and write the clip cache and clips.csv into `out_dir`.
 
@@ -294,6 +295,8 @@ def extract(
         seed: the split seed (see thyrovid.cohort.splits).
         mask_outside_sector: clamp boxes to each video's scan sector and blank what lies
             outside it (see the module docstring).
+        frame_base: 1 when cohort.csv numbers frames from 1 (as viewers do); clips.csv's
+            key_frame is always 0-based.
 
     Returns:
         ExtractReport. Rows that could not be used are listed in its `skipped`.
@@ -304,7 +307,9 @@ def extract(
     spec = ClipSpec(frames, size, expand).check()
     workers = workers or min(2, os.cpu_count() or 1)
     work = Path(out_dir)
-    cohort = read_cohort(cohort_csv, strict=strict)
+    if frame_base not in (0, 1):
+        raise UserError(f"--frame-base must be 0 or 1, got {frame_base}")
+    cohort = read_cohort(cohort_csv, strict=strict, frame_base=frame_base)
     n_rows = len(cohort.rows) + len({p.row for p in cohort.problems})
     first_run = overwrite or not (work / "clips.csv").exists()
     with ExitStack() as stack:
@@ -445,10 +450,34 @@ def add_arguments(parser) -> None:
         "time), clamp boxes to it and blank the black wedges and burned-in text outside it; "
         "recorded in clips.csv (sector_masked) and extract.json",
     )
+    parser.add_argument(
+        "--frame-base", type=int, choices=(0, 1), default=0,
+        help="how cohort.csv numbers its frames: 0 (default: the first frame is 0) or 1 (as "
+        "DICOM viewers number them); clips.csv's key_frame is always 0-based",
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def summary_text(report: ExtractReport) -> str:
+    """The terminal summary: what was read, cut, reused and skipped, and the clips per split."""
+    lines = [
+        f"work folder   {report.work_dir}",
+        f"rows read     {report.rows}",
+        f"clips         {report.clips} ({report.extracted} cut, {report.reused} reused)",
+        f"rows skipped  {len(report.skipped)}" + (" (lines above)" if report.skipped else ""),
+    ]
+    if report.warnings:
+        lines.append(f"warnings      {len(report.warnings)} (lines above)")
+    if report.splits:
+        width = max(len(s) for s in report.splits)
+        lines += ["", f"{'split'.ljust(width)}  clips"]
+        lines += [f"{s.ljust(width)}  {n}" for s, n in report.splits.items()]
+    lines.append(f"\n{report.seconds:.1f} s; --json for this summary as JSON")
+    return "\n".join(lines)
 
 
 def run(args) -> int:
-    """Run `extract`, print skipped rows to stderr and a JSON summary to stdout."""
+    """Run `extract`, print skipped rows to stderr and a summary table (or --json) to stdout."""
     report = extract(
         args.cohort,
         args.out,
@@ -461,12 +490,13 @@ def run(args) -> int:
         external_centers=[c for c in args.external_centers.split(",") if c.strip()],
         seed=args.seed,
         mask_outside_sector=args.mask_outside_sector,
+        frame_base=args.frame_base,
     )
     for line in report.warnings:
         print(f"warning: {line}", file=sys.stderr)
     for line in report.skipped:
         print(f"skipped: {line}", file=sys.stderr)
-    print(json.dumps(report.to_dict(), indent=2))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else summary_text(report))
     if not report.clips:
         print(f"thyrovid extract: error: no usable rows in {args.cohort}", file=sys.stderr)
     return 0 if report.clips else 2

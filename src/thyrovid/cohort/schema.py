@@ -117,14 +117,18 @@ def _float(text: str) -> float:
     return float(text)
 
 
-def _parse_frame(text: str) -> int:
+def _parse_frame(text: str, base: int = 0) -> int:
+    """A frame cell as a 0-based index; `base` 1: the cell numbers frames from 1 (a viewer's)."""
+    what = f"frame {text!r} is not a {base}-based frame index" + (
+        " (--frame-base 1: frames numbered from 1)" if base else ""
+    )
     try:
         value = _float(text)  # "12" and "12.0" both fine; "12.5" is not a frame
     except ValueError:
-        raise ValueError(f"frame {text!r} is not a 0-based frame index") from None
-    if not value.is_integer() or value < 0:
-        raise ValueError(f"frame {text!r} is not a 0-based frame index")
-    return int(value)
+        raise ValueError(what) from None
+    if not value.is_integer() or value < base:
+        raise ValueError(what)
+    return int(value) - base
 
 
 def _parse_coord(name: str, text: str) -> float:
@@ -158,7 +162,7 @@ def read_text_table(path: Path, what: str = "file", keep_ragged: bool = False) -
     return read_table(path, what, keep_ragged=keep_ragged, error=CohortError)[0]
 
 
-def read_cohort(path: str | os.PathLike, strict: bool = False) -> Cohort:
+def read_cohort(path: str | os.PathLike, strict: bool = False, frame_base: int = 0) -> Cohort:
     """Read and validate cohort.csv without opening any video.
 
     Checks: required columns present (always fatal); numbers, labels and splits parse;
@@ -168,6 +172,8 @@ def read_cohort(path: str | os.PathLike, strict: bool = False) -> Cohort:
     Args:
         path: the cohort.csv.
         strict: raise CohortError on the first problem instead of dropping the row.
+        frame_base: 0 (the contract) or 1 when the file numbers frames from 1, as viewers do;
+            the frames read are converted to 0-based.
 
     Returns:
         A Cohort; its `problems` lists the rows dropped.
@@ -190,7 +196,9 @@ def read_cohort(path: str | os.PathLike, strict: bool = False) -> Cohort:
             )
             parsed, problem = None, Problem(row, msg, source)
         else:
-            parsed, problem = _parse_row(rec, found, extras, path.parent, row, source, videos)
+            parsed, problem = _parse_row(
+                rec, found, extras, path.parent, row, source, videos, frame_base
+            )
         if problem is not None:
             if strict:
                 raise CohortError(str(problem))
@@ -206,7 +214,7 @@ def read_cohort(path: str | os.PathLike, strict: bool = False) -> Cohort:
     return cohort
 
 
-def _parse_row(rec, found, extras, base: Path, row: int, source: str, videos=None):
+def _parse_row(rec, found, extras, base: Path, row: int, source: str, videos=None, frame_base=0):
     """One row's values, or its Problem; `videos` caches each video's (path, exists)."""
     out = {}
     try:
@@ -217,7 +225,7 @@ def _parse_row(rec, found, extras, base: Path, row: int, source: str, videos=Non
         nodule = str(rec[found["nodule_id"]]).strip() if "nodule_id" in found else ""
         out["nodule_id"] = nodule or out["patient_id"]
         out["label"] = parse_label(rec[found["label"]])
-        out["frame"] = _parse_frame(rec[found["frame"]])
+        out["frame"] = _parse_frame(rec[found["frame"]], frame_base)
         for col in ("x0", "y0", "x1", "y1"):
             out[col] = _parse_coord(col, rec[found[col]])
         split = str(rec[found["split"]]).strip().lower() if "split" in found else ""

@@ -4,9 +4,14 @@ Reads only RUN/predictions.csv, RUN/metrics.json (the run's threshold, chosen on
 and RUN/config.yaml (the model's name); no model is loaded. For one split and level it writes
 into OUT (every table as CSV and Markdown with the same stem):
 
-- ``table.csv`` / ``table.md``: the paper's layout (Tables 2-3): rows AUROC (95% CI), Accuracy,
-  Sensitivity, Specificity, PPV, NPV (with CIs), F1, Kappa; one column per model.
-  ``metrics_long.csv``: the same numbers unformatted.
+- ``table.csv``: the paper's rows (Tables 2-3: AUROC, accuracy, sensitivity, specificity, PPV,
+  NPV, F1, kappa) as numbers, per model the columns "<model>: value", "<model>: low",
+  "<model>: high"; ``table_display.csv`` / ``table.md``: the same formatted as in the paper,
+  "0.933 (0.893, 0.973)", one column per model. ``metrics_long.csv``: the numbers in long
+  form (model, metric, value, low, high).
+- ``warnings.json``: what makes these numbers unreliable (`thyrovid.reliability`: too few
+  cases of a class, a near-constant model, a calibration slope out of range, a CI clipped to
+  its range), also printed as ``warning: ...`` lines.
 - ``delong.csv``: every pair's paired DeLong test (AUROC difference with CI, z, p);
   ``delong_p.csv``/``delong_diff.csv``: the k x k matrices; ``delong.png``/``.svg``: the matrix
   (Fig. 6).
@@ -20,6 +25,7 @@ differ, compare says which and stops.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,9 +34,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from thyrovid.atomic import write_text_atomic
 from thyrovid.csv_input import read_predictions
 from thyrovid.errors import UserError
 from thyrovid.inference.voting import LEVELS as FINEST_FIRST
+from thyrovid.reliability import block_cautions, emit, to_json
 from thyrovid.runs import display_name, require_threshold
 from thyrovid.stats.proportions import METHODS as CI_METHODS
 
@@ -131,7 +139,13 @@ def compare(
         diff and p (k x k arrays), files (list of written paths).
     """
     from thyrovid.evaluation.metrics import level_metrics
-    from thyrovid.report.tables import long_table, paper_table, write_table
+    from thyrovid.report.tables import (
+        long_table,
+        numeric_table,
+        paper_table,
+        to_markdown,
+        write_table,
+    )
 
     if level not in LEVELS:
         raise UserError(f"--level must be one of {', '.join(LEVELS)}, got {level!r}")
@@ -166,8 +180,20 @@ def compare(
 
     out = Path(out) if out is not None else run_dirs[0].parent / f"compare_{split}_{level}"
     title = f"{split} split, {level} level (n = {len(ids)}, {int(truth.sum())} malignant)"
+    cautions = [
+        c
+        for name, b in blocks.items()
+        for c in block_cautions(b, f"{name}: {split}/{level}", f"{level}s")
+    ]
     table = paper_table(blocks)
-    files = write_table(table, out / "table")
+    files = [
+        write_text_atomic(out / "table.csv", numeric_table(blocks).to_csv(float_format="%.6g"))
+    ]
+    files.append(write_text_atomic(out / "table_display.csv", table.to_csv()))
+    files.append(write_text_atomic(out / "table.md", to_markdown(table)))
+    files.append(
+        write_text_atomic(out / "warnings.json", json.dumps(to_json(cautions), indent=2) + "\n")
+    )
     files += write_table(long_table(blocks), out / "metrics_long", index=False)
     files += write_table(pairs, out / "delong", index=False)
     for stem, matrix in (("delong_p", p), ("delong_diff", diff)):
@@ -186,6 +212,7 @@ def compare(
         "diff": diff,
         "p": p,
         "files": files,
+        "warnings": cautions,
     }
 
 
@@ -237,6 +264,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ci", choices=CI_METHODS, default="wilson",
                         help="proportion CIs (paper: wald)")  # fmt: skip
     parser.add_argument("--no-figures", action="store_true", help="tables only, no PNG/SVG")
+    parser.add_argument("--json", action="store_true",
+                        help="print the metrics as JSON instead of the table")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -246,6 +275,13 @@ def run(args: argparse.Namespace) -> int:
         args.runs, level=args.level, split=args.split, names=args.names, out=args.out, ci=args.ci,
         figures=not args.no_figures,
     )  # fmt: skip
+    if args.json:
+        print(json.dumps({"names": result["names"], "metrics": result["metrics"],
+                          "warnings": to_json(result["warnings"]),
+                          "files": [str(f) for f in result["files"]]}, indent=2))  # fmt: skip
+        emit(result["warnings"])
+        return 0
     print(to_markdown(result["table"]), end="")
+    emit(result["warnings"])
     print(f"wrote {len(result['files'])} files to {Path(result['files'][0]).parent}")
     return 0

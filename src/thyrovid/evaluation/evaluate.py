@@ -34,7 +34,8 @@ from thyrovid.errors import UserError
 from thyrovid.evaluation.metrics import CI_METHODS, SPLIT_ORDER, metrics_from_predictions
 from thyrovid.inference.voting import PATIENT_VOTES
 from thyrovid.options import add_device_argument, add_work_argument
-from thyrovid.runs import check_threshold
+from thyrovid.reliability import never_above_chance
+from thyrovid.runs import check_threshold, training_log
 from thyrovid.stats.auc_ci import AUC_CI_METHODS
 
 
@@ -131,9 +132,11 @@ def evaluate(
     if missing.any() and distributed.is_main():
         print(f"warning: {int(missing.sum())} clip(s) got no prediction; left out", file=sys.stderr)
     predictions = soft_vote(chosen, patient_vote=patient_vote)
+    trained = never_above_chance([row.get("val_auroc") for row in training_log(run_dir)])
     metrics = metrics_from_predictions(
-        predictions, threshold, target_sensitivity, ci, ci_level, auc_ci, patient_vote
-    )
+        predictions, threshold, target_sensitivity, ci, ci_level, auc_ci, patient_vote,
+        extra_cautions=trained, quiet=not distributed.is_main(),
+    )  # fmt: skip
     metrics = {"run": run_dir.name, "work_dir": str(work_dir), "tta": int(tta), **metrics}
     if distributed.is_main():
         write_predictions(predictions, run_dir / "predictions.csv")
@@ -146,7 +149,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "writes RUN/predictions.csv (P(malignant) per clip, video, nodule, patient) and "
         "RUN/metrics.json (per split and level, with 95% CIs); one threshold, chosen on "
-        "validation patients, is applied to every split."
+        "validation patients, is applied to every split. What makes the numbers unreliable "
+        "(too few patients of a class, a near-constant model, a CI clipped to its range, ...) "
+        "is printed as warning lines and kept in metrics.json 'warnings'."
     )
     parser.add_argument("run", type=Path, help="run folder written by `thyrovid train`")
     add_work_argument(parser)
@@ -199,6 +204,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=16, help="clips per forward pass (default: 16)"
     )
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as JSON instead of a table"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,8 +226,47 @@ def run(args: argparse.Namespace) -> int:
     if main:
         summary = _summary(metrics)
         summary["wrote"] = [str(args.run / "predictions.csv"), str(args.run / "metrics.json")]
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2) if args.json else summary_table(metrics, summary))
     return 0
+
+
+def _cell(entry: dict | None) -> str:
+    """ "0.933 (0.893, 0.973)", "0.933" without a CI, "n/a" undefined."""
+    if not entry or entry.get("value") is None:
+        return "n/a"
+    text = f"{entry['value']:.3f}"
+    if entry.get("low") is not None and entry.get("high") is not None:
+        text += f" ({entry['low']:.3f}, {entry['high']:.3f})"
+    return text + ("*" if entry.get("clipped") else "")
+
+
+def summary_table(metrics: dict, summary: dict) -> str:
+    """The terminal summary: the threshold, then one row per split (patient level)."""
+    thr = metrics["threshold"]
+    lines = [f"threshold {thr['value']:.4f} ({thr['source']})"]
+    band = thr.get("band")
+    if band:
+        lines[0] += f"; near-threshold band {band['low']:.4f}-{band['high']:.4f}"
+    head = ("split", "patients", "malignant", "AUROC (95% CI)", "accuracy", "sensitivity",
+            "specificity")  # fmt: skip
+    rows, notes = [head], []
+    for split, levels in metrics["splits"].items():
+        b = levels.get("patient")
+        if not b:
+            continue
+        rows.append((split, str(b["n"]), str(b["n_pos"]), _cell(b["auroc"]),
+                     *(_cell(b[k]) for k in ("accuracy", "sensitivity", "specificity"))))  # fmt: skip
+        if b["auroc"].get("note"):
+            notes.append(f"{split}: AUROC {b['auroc']['note']}")
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines += notes
+    if any(w["code"] == "ci_clipped" for w in metrics.get("warnings", [])):
+        lines.append("* CI clipped to the metric's range (metrics.json keeps the raw bound)")
+    if metrics.get("warnings"):
+        lines.append(f"{len(metrics['warnings'])} warning(s) above; metrics.json 'warnings'")
+    lines.append("wrote " + ", ".join(summary["wrote"]))
+    return "\n".join(lines)
 
 
 def _summary(metrics: dict) -> dict:

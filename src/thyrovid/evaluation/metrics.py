@@ -12,14 +12,20 @@ reliability table over ten equal-width probability bins.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pandas as pd
 
 from thyrovid.cohort.schema import SPLITS
 from thyrovid.errors import UserError
 from thyrovid.inference.voting import LEVELS
+from thyrovid.reliability import (
+    clip_block,
+    emit,
+    metrics_cautions,
+    prob_range,
+    threshold_band,
+    to_json,
+)
 from thyrovid.runs import check_threshold
 from thyrovid.stats.auc_ci import AUC_CI_METHODS
 from thyrovid.stats.proportions import METHODS as CI_METHODS
@@ -106,11 +112,14 @@ def level_metrics(
         dict n, n_pos, threshold, auroc {value, low, high, method} (DeLong CI by default; no
         DeLong CI with fewer than two cases of a class, no value with one class),
         tp/fp/tn/fn, accuracy, sensitivity, specificity, ppv, npv, f1, kappa, youden (each
-        {value, low, high}), brier, calibration.
+        {value, low, high}), brier, calibration, prob_range (min, p05, p95, max of prob).
+        A CI bound beyond its metric's range (kappa above 1, a Wald interval below 0, ...) is
+        clipped to it, and the entry's ``clipped`` holds the bound as computed
+        (`thyrovid.reliability.clip_interval`).
     """
     from thyrovid.stats.auc_ci import auc_interval
     from thyrovid.stats.proportions import binary_metrics, confusion
-    from thyrovid.stats.roc import auc
+    from thyrovid.stats.roc import auc, check_level, delong
 
     t = np.asarray(truth).astype(int)
     p = np.asarray(prob, dtype=np.float64)
@@ -118,7 +127,15 @@ def level_metrics(
     out: dict = {"n": int(t.size), "n_pos": n_pos, "threshold": float(threshold)}
     n_neg = t.size - n_pos
     out["auroc"] = {"value": None, "low": None, "high": None}
-    if min(n_pos, n_neg) >= (2 if auc_ci == "delong" else 1):
+    if auc_ci == "delong" and min(n_pos, n_neg) >= 2:
+        from scipy.stats import norm
+
+        check_level(level)
+        d = delong(t, p)  # the interval before any clip: the clip is said by clip_block
+        a, se = float(d.aucs[0]), float(np.sqrt(max(d.cov[0, 0], 0.0)))
+        half = float(norm.ppf(0.5 + level / 2.0)) * se
+        out["auroc"] = {"value": a, "low": a - half, "high": a + half, "method": auc_ci}
+    elif auc_ci != "delong" and min(n_pos, n_neg) >= 1:
         a, lo, hi = auc_interval(t, p, auc_ci, level=level)
         out["auroc"] = {"value": a, "low": lo, "high": hi, "method": auc_ci}
     elif min(n_pos, n_neg) == 1:  # DeLong's variance needs two of each class: no CI
@@ -134,6 +151,8 @@ def level_metrics(
     out.update(_clean(binary_metrics(tp, fp, tn, fn, ci=ci, level=level)))
     out["brier"] = float(np.mean((p - t) ** 2)) if t.size else None
     out["calibration"] = calibration(t, p)
+    out["prob_range"] = prob_range(p)
+    clip_block(out, "")  # marks each clipped entry; reliability.metrics_cautions words them
     return out
 
 
@@ -172,20 +191,16 @@ def choose_run_threshold(
     method = "youden" if target_sensitivity is None else "sensitivity"
     if rows.empty or rows["label"].nunique() < 2:
         why = "no validation split" if rows.empty else "validation split has one class only"
-        print(f"warning: {why}; using threshold 0.5", file=sys.stderr)
         return {"value": 0.5, "source": f"default 0.5 ({why})", "method": "default",
                 "split": None, "level": None, "target": None}  # fmt: skip
-    value = choose_threshold(
-        rows["label"].to_numpy(int),
-        rows["prob"].to_numpy(float),
-        method=method,
-        target=target_sensitivity,
-    )
+    truth, prob = rows["label"].to_numpy(int), rows["prob"].to_numpy(float)
+    value = choose_threshold(truth, prob, method=method, target=target_sensitivity)
     source = f"{split} split, {level} level, " + (
         "Youden index" if method == "youden" else f"sensitivity >= {target_sensitivity}"
     )
+    band = threshold_band(truth, prob, method, target_sensitivity)  # "near the threshold"
     return {"value": float(value), "source": source, "method": method, "split": split,
-            "level": level, "target": target_sensitivity}  # fmt: skip
+            "level": level, "target": target_sensitivity, "band": band}  # fmt: skip
 
 
 def metrics_from_predictions(
@@ -196,16 +211,21 @@ def metrics_from_predictions(
     ci_level: float = 0.95,
     auc_ci: str = "delong",
     patient_vote: str = "mean",
+    extra_cautions=(),
+    quiet: bool = False,
 ) -> dict:
     """metrics.json content from a predictions table (the columns of predictions.csv).
 
     Args:
         patient_vote: how the predictions' patient rows were voted (recorded only).
+        extra_cautions: `thyrovid.reliability.Caution`s found elsewhere (the training log).
+        quiet: do not print the warnings (evaluate prints them on one rank only).
 
     Returns:
         dict threshold (see :func:`choose_run_threshold`), ci, auc_ci, patient_vote, level
-        (the CI level), and splits:
-        {split: {level: :func:`level_metrics`}} for every split and level in ``predictions``.
+        (the CI level), splits: {split: {level: :func:`level_metrics`}} for every split and
+        level in ``predictions``, and warnings: what makes these numbers unreliable
+        (`thyrovid.reliability`), printed to stderr as ``warning: ...`` lines unless `quiet`.
     """
     if ci not in CI_METHODS:
         raise UserError(f"--ci must be one of {', '.join(CI_METHODS)}, got {ci!r}")
@@ -230,5 +250,10 @@ def metrics_from_predictions(
                     ci_level,
                     auc_ci,
                 )
-    return _clean({"threshold": chosen, "ci": ci, "auc_ci": auc_ci, "patient_vote": patient_vote,
-                   "level": ci_level, "splits": splits})  # fmt: skip
+    out = _clean({"threshold": chosen, "ci": ci, "auc_ci": auc_ci, "patient_vote": patient_vote,
+                  "level": ci_level, "splits": splits})  # fmt: skip
+    cautions = [*metrics_cautions(out), *extra_cautions]
+    if not quiet:
+        emit(cautions)
+    out["warnings"] = to_json(cautions)
+    return out

@@ -5,6 +5,9 @@ and the raw map (.npy, float32 (T, H, W) in [0, 1]), plus cam.csv. When the clip
 phantom (`--truth PHANTOM_DIR`), it also scores whether the map looks at the calcifications:
 the share of heatmap energy inside the (dilated) calcification mask against that mask's share
 of the clip, and the pointing game (is the hottest voxel on a calcification?).
+
+A map that is all zeros (no evidence for malignancy reached the explained layer) is not shown
+silently: its cam.csv row carries a warning, and the command prints it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from thyrovid.errors import UserError
 from thyrovid.explain.gradcam import grad_cam, localisation_scores, stage_layer
 from thyrovid.explain.overlay import montage, overlay, write_avi, write_png
 from thyrovid.options import add_device_argument, add_work_argument
+from thyrovid.reliability import Caution, emit, empty_heatmap
 from thyrovid.runs import load_run
 from thyrovid.runs import work_dir as recorded_work_dir
 
@@ -76,7 +80,9 @@ def explain_clips(
         layer: the stage to explain: a stage name, "last", or "auto" (see `stage_layer`).
 
     Returns:
-        One dict per clip: clip_id, label, prob and (with truth) the localisation scores.
+        One dict per clip: clip_id, label, prob, cam_max (the map's maximum before display),
+        warning (`thyrovid.reliability.empty_heatmap`'s line for an all-zero map, else "") and
+        (with truth) the localisation scores. cam.csv holds the same columns.
     """
     import pandas as pd
 
@@ -129,7 +135,10 @@ def explain_clips(
         write_png(out_dir / f"{cid}.png", montage(clip3, cam3))
         if dims == 3:
             write_avi(out_dir / f"{cid}.avi", overlay(clip3, cam3))
-        item = {"clip_id": cid, "label": int(row["label"]), "prob": res.prob}
+        item = {"clip_id": cid, "label": int(row["label"]), "prob": res.prob,
+                "cam_max": float(np.max(res.cam)) if res.cam.size else 0.0}  # fmt: skip
+        empty = empty_heatmap(res.cam, f"clip {cid}")
+        item["warning"] = empty[0].message if empty else ""
         if truth_dir is not None:
             mask = _truth_mask(Path(truth_dir), row, cam3.shape, dims)
             if mask is not None:
@@ -177,5 +186,11 @@ def run(args) -> int:
     if scored:
         summary["median_energy_ratio"] = float(np.median([r["energy_ratio"] for r in scored]))
         summary["pointing_game"] = float(np.mean([r["pointing_hit"] for r in scored]))
+    cautions = [
+        Caution("empty_heatmap", r["clip_id"], r["warning"]) for r in results if r["warning"]
+    ]
+    if cautions:
+        summary["empty_maps"] = [c.where for c in cautions]
     print(json.dumps(summary, indent=2))
+    emit(cautions)
     return 0

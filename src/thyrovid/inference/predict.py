@@ -15,8 +15,11 @@ video P(malignant). The decision uses the run's threshold from RUN/metrics.json 
 `thyrovid evaluate` on the validation patients), or `--threshold`; without either there is
 no decision. Outputs never contain DICOM identifiers: only the path the user gave.
 
-Output: one line per video, or with `--json` the `predict_video` dict (with `--boxes`, always
-a list of them). A boxes-file row that does not parse, or a video that cannot be read, is
+Output: one line per video with the decision's margin (how far P(malignant) is from the
+threshold, "near the threshold" inside the band `thyrovid evaluate` derived from the validation
+patients) and, for several clips, a bootstrap interval of the probability; or with `--json` the
+`predict_video` dict (with `--boxes`, always a list of them, ending with one entry per skipped
+video or row: video, skipped (the reason), prob null, clips []). A boxes-file row that does not parse, or a video that cannot be read, is
 skipped with one line naming it, and the rest are predicted; the one video given on the command
 line is the error instead (exit 2). A 3D run's clip of a video shorter than the clip is padded,
 with a note.
@@ -40,7 +43,21 @@ from thyrovid.distributed import inference_device
 from thyrovid.errors import UserError
 from thyrovid.inference.newvideo import Box, cut_clips, short_video_note
 from thyrovid.options import add_device_argument, add_work_argument
-from thyrovid.runs import check_threshold, load_run, run_preprocessing, run_threshold
+from thyrovid.reliability import (
+    decision_margin,
+    emit,
+    empty_heatmap,
+    from_json,
+    prob_interval,
+)
+from thyrovid.reliability import to_json as cautions_json
+from thyrovid.runs import (
+    check_threshold,
+    load_run,
+    run_preprocessing,
+    run_threshold,
+    threshold_band,
+)
 
 BOX_COLUMNS = ("video", "frame", "x0", "y0", "x1", "y1")
 BATCH = 8  # clips per forward pass
@@ -85,10 +102,12 @@ class Predictor:
         self._cam_model = None
         self._cam_stems: set[str] = set()  # heatmap file names written: never overwrite one
         self.prep, self.notes = run_preprocessing(self.run_dir, self.config, work_dir, expand)
+        self.band = None  # the run's near-threshold band (metrics.json threshold.band)
         if threshold is not None:
             self.threshold, self.threshold_source = check_threshold(threshold), "--threshold"
         else:
             self.threshold, self.threshold_source = run_threshold(self.run_dir)
+            self.band = threshold_band(self.run_dir) if self.threshold is not None else None
 
     def clip_probs(self, x: np.ndarray) -> np.ndarray:
         """uint8 clips (N, T, S, S) or images (N, S, S) -> (N,) float64 P(malignant)."""
@@ -150,8 +169,11 @@ class Predictor:
             "threshold": self.threshold,
             "threshold_source": self.threshold_source,
             "decision": decision,
+            "margin": decision_margin(prob, self.threshold, self.band),
+            "prob_interval": prob_interval(probs),
             "notes": self.notes
             + short_video_note(str(video_path), plans[0]["n_frames"], self.prep),
+            "warnings": [],
         }
         if cam or cam_dir is not None:
             self._add_cams(result, x, video_path, cam_dir)
@@ -163,6 +185,8 @@ class Predictor:
         clips = x if x.ndim == 4 else x[:, None]
         for plan, clip, res in zip(result["clips"], clips, self.cams(x)):
             cam3 = res.cam if res.cam.ndim == 3 else res.cam[None]
+            empty = empty_heatmap(res.cam, f"{Path(video_path).name}, key frame {plan['frame']}")
+            result["warnings"] += cautions_json(empty)
             plan["montage"] = montage(clip, cam3)  # (2S, nS, 3) uint8 RGB, not JSON
             if cam_dir is not None:
                 out = Path(cam_dir)
@@ -221,7 +245,10 @@ def predict_video(
     Returns:
         dict video, run, model, preprocessing, clips (per pair: frame, box, roi, first_frame,
         n_frames, pad_before, prob), prob (video P(malignant), mean over clips), vote,
-        threshold (or None), threshold_source, decision ("malignant"/"benign"/None), notes.
+        threshold (or None), threshold_source, decision ("malignant"/"benign"/None), margin
+        (`thyrovid.reliability.decision_margin`: difference, near, band, words; None without
+        a threshold), prob_interval (bootstrap over the clips; None for one clip), notes,
+        warnings (an all-zero Grad-CAM map, `thyrovid.reliability.empty_heatmap`).
 
     Raises:
         UserError / VideoError: unreadable video, key frame out of range, bad box.
@@ -239,7 +266,7 @@ def to_json(result: dict) -> dict:
 
 
 def read_boxes_csv(
-    path: str | os.PathLike, video: str | None = None
+    path: str | os.PathLike, video: str | None = None, frame_base: int = 0
 ) -> tuple[dict[str, list], list[str]]:
     """Key frames and boxes from a cohort.csv-like file, grouped by video.
 
@@ -251,6 +278,8 @@ def read_boxes_csv(
         path: CSV with columns video, frame, x0, y0, x1, y1 (others ignored); video paths
             relative to the CSV's folder.
         video: keep only the rows of this video (matched by resolved path).
+        frame_base: 1 when the file numbers frames from 1 (a viewer's numbers); the frames
+            returned are 0-based.
 
     Returns:
         ({video path (as resolved): [(frame, box), ...]} in file order, problem lines).
@@ -274,7 +303,7 @@ def read_boxes_csv(
         if want and str(vid) != want:
             continue
         try:
-            pair = _box_row(df.loc[idx], {c: numbers[c][idx] for c in numbers})
+            pair = _box_row(df.loc[idx], {c: numbers[c][idx] for c in numbers}, frame_base)
         except UserError as exc:
             problems.append(f"{path}: row {idx + 1} (line {idx + 2}): {exc}")
             continue
@@ -284,13 +313,15 @@ def read_boxes_csv(
     return out, problems
 
 
-def _box_row(text, value: dict) -> tuple[int, Box]:
-    """(frame, box) of one boxes-file row: `text` the cells as written, `value` as numbers."""
+def _box_row(text, value: dict, frame_base: int = 0) -> tuple[int, Box]:
+    """(0-based frame, box) of one boxes-file row: `text` the cells as written, `value` as
+    numbers; `frame_base` 1 when the file numbers frames from 1."""
     if not text["video"]:
         raise UserError("video is empty")
     frame = value["frame"]
-    if not (math.isfinite(frame) and frame.is_integer() and frame >= 0):
-        raise UserError(f"frame {text['frame']!r} is not a 0-based frame index")
+    if not (math.isfinite(frame) and frame.is_integer() and frame >= frame_base):
+        raise UserError(f"frame {text['frame']!r} is not a {frame_base}-based frame index")
+    frame -= frame_base
     for k in ("x0", "y0", "x1", "y1"):
         if not math.isfinite(value[k]):
             raise UserError(f"{k} {text[k]!r} is not a number")
@@ -303,10 +334,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("run", help="run folder written by `thyrovid train`")
     parser.add_argument("video", nargs="?", help="video (DICOM, AVI/MP4, frame folder)")
     parser.add_argument("--frame", type=int, action="append", default=[], metavar="K",
-                        help="key frame (0-based); repeat, one per --box")  # fmt: skip
+                        help="key frame, 0-based (the first frame is 0; see --frame-base); "
+                        "repeat, one per --box")  # fmt: skip
     parser.add_argument("--box", action="append", default=[], metavar="x0,y0,x1,y1",
                         help="nodule box on that frame, pixels, x1/y1 exclusive")  # fmt: skip
-    parser.add_argument("--boxes", metavar="CSV", help="rows: video, frame, x0, y0, x1, y1")
+    parser.add_argument("--boxes", metavar="CSV",
+                        help="rows: video, frame (0-based), x0, y0, x1, y1")  # fmt: skip
     parser.add_argument("--cam", metavar="OUT_DIR", help="write Grad-CAM PNG + AVI per clip")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     add_device_argument(parser, default="cpu")
@@ -314,6 +347,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--expand", type=float, help="override the box expansion")
     parser.add_argument("--threshold", type=float, help="override the run's threshold")
     parser.add_argument("--tta", type=int, default=1, help="test-time views per clip")
+    parser.add_argument(
+        "--frame-base", type=int, choices=(0, 1), default=0,
+        help="how --frame and the boxes file number frames: 0 (default) or 1 (as DICOM viewers "
+        "do); the output's frames are 0-based",
+    )  # fmt: skip
 
 
 def _jobs(args) -> tuple[dict[str, list], list[str]]:
@@ -322,12 +360,16 @@ def _jobs(args) -> tuple[dict[str, list], list[str]]:
         raise UserError(f"give one --frame per --box (got {len(args.frame)} and {len(args.box)})")
     jobs: dict[str, list] = {}
     problems: list[str] = []
+    base = getattr(args, "frame_base", 0)
     if args.boxes:
-        jobs, problems = read_boxes_csv(args.boxes, args.video)
+        jobs, problems = read_boxes_csv(args.boxes, args.video, base)
     if args.box:
         if not args.video:
             raise UserError("--box needs a VIDEO argument")
-        pairs = [(f, parse_box(b)) for f, b in zip(args.frame, args.box)]
+        low = [f for f in args.frame if f < base]
+        if low:
+            raise UserError(f"--frame {low[0]} is not a {base}-based frame index")
+        pairs = [(f - base, parse_box(b)) for f, b in zip(args.frame, args.box)]
         jobs.setdefault(args.video, []).extend(pairs)
     if not jobs and problems:
         raise UserError(f"no usable row; the first: {problems[0]}")
@@ -340,7 +382,18 @@ def _line(r: dict) -> str:
     call = r["decision"] or "no decision"
     thr = f"threshold {r['threshold']:.4f}" if r["threshold"] is not None else "no threshold"
     clips = ", ".join(f"frame {c['frame']}: {c['prob']:.4f}" for c in r["clips"])
-    return f"{r['video']}: P(malignant) = {r['prob']:.4f} -> {call} ({thr}; {clips})"
+    line = f"{r['video']}: P(malignant) = {r['prob']:.4f} -> {call} ({thr}; {clips})"
+    if r.get("margin"):
+        line += f"\n  {r['margin']['words']}"
+    if r.get("prob_interval"):
+        i = r["prob_interval"]
+        line += f"\n  P(malignant) {i['low']:.4f}-{i['high']:.4f} ({i['method']})"
+    return line
+
+
+def _skipped_entry(video: str | None, reason: str) -> dict:
+    """A `--json` list entry for a video (or boxes-file row) that was not predicted."""
+    return {"video": video, "skipped": reason, "prob": None, "decision": None, "clips": []}
 
 
 def run(args) -> int:
@@ -350,6 +403,7 @@ def run(args) -> int:
         print(f"skipped: {line}", file=sys.stderr)
     predictor = Predictor(args.run, args.device, args.work, args.expand, args.threshold, args.tta)
     results, bad = [], 0
+    listed = [_skipped_entry(None, line) for line in skipped]  # --json lists what it skipped
     for video, pairs in jobs.items():
         try:
             results.append(to_json(predictor.predict(video, pairs, cam_dir=args.cam)))
@@ -357,9 +411,11 @@ def run(args) -> int:
             if len(jobs) == 1 and not args.boxes:
                 raise
             bad += 1
+            listed.append(_skipped_entry(video, str(exc)))
             print(f"skipped: {exc}", file=sys.stderr)
+    emit(from_json([w for r in results for w in r["warnings"]]))
     if args.json:  # --boxes always answers a list, however many videos the file names
-        print(json.dumps(results if args.boxes else results[0], indent=2))
+        print(json.dumps([*results, *listed] if args.boxes else results[0], indent=2))
     else:
         for r in results:
             print(_line(r))

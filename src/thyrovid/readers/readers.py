@@ -34,6 +34,7 @@ import pandas as pd
 from thyrovid.atomic import atomic_path, write_text_atomic
 from thyrovid.readers.inputs import load_model_predictions, load_readers
 from thyrovid.readers.table4 import plot_fig7, table4, table4_markdown
+from thyrovid.reliability import emit, from_json, to_json
 from thyrovid.runs import require_threshold
 from thyrovid.stats.mrmc import mrmc
 from thyrovid.stats.proportions import METHODS as CI_METHODS
@@ -118,6 +119,61 @@ def mrmc_analyses(df: pd.DataFrame, ref: str, test: str, level: float = 0.95) ->
     }
 
 
+# ----------------------------------------------------------------------------- reliability
+
+
+def _table4_cautions(table: pd.DataFrame) -> list:
+    """Clip each Table 4 CI to its metric's range, in place; the cautions say which."""
+    from thyrovid.readers.table4 import METRICS
+    from thyrovid.reliability import clip_interval
+
+    out = []
+    for i in table.index:
+        for metric in ("auroc", *METRICS):
+            if f"{metric}_low" not in table.columns:
+                continue
+            entry = {k: table.at[i, c] for k, c in
+                     (("value", metric), ("low", f"{metric}_low"), ("high", f"{metric}_high"))}  # fmt: skip
+            found = clip_interval(entry, metric, f"Table 4, {table.at[i, 'row']}, {metric}")
+            if found:
+                table.at[i, f"{metric}_low"], table.at[i, f"{metric}_high"] = (
+                    entry["low"],
+                    entry["high"],
+                )
+                out += found
+    return out
+
+
+def _mrmc_cautions(analyses: dict) -> list:
+    """Clip the mean-reader AUROC CIs of each MRMC analysis to [0, 1], in place."""
+    from thyrovid.reliability import clip_interval
+
+    out = []
+    for method, m in analyses.items():
+        if not isinstance(m, dict):
+            continue
+        for design in ("rrrc", "frrc", "rrfc"):
+            for single in (m.get(design) or {}).get("single", []):
+                entry = {"value": single["auc"], "low": single["ci_low"], "high": single["ci_high"]}
+                where = f"MRMC {method} {design.upper()}, mean-reader AUROC {single['modality']}"
+                found = clip_interval(entry, "auroc", where)
+                if found:
+                    single["ci_low"], single["ci_high"] = entry["low"], entry["high"]
+                    single["clipped"] = entry["clipped"]
+                    out += found
+    return out
+
+
+def study_cautions(df: pd.DataFrame, table: pd.DataFrame, analyses: dict) -> list:
+    """Every caution of a reader study: the cases per class, clipped Table 4 and MRMC CIs."""
+    from thyrovid.reliability import few_for_auroc
+
+    cases = df.drop_duplicates("case")
+    n_pos = int(cases["truth"].sum())
+    out = few_for_auroc(n_pos, len(cases) - n_pos, "reader study", "cases")
+    return out + _table4_cautions(table) + _mrmc_cautions(analyses)
+
+
 # ----------------------------------------------------------------------------- orchestration
 
 
@@ -174,7 +230,8 @@ def reader_study(
 
     Returns:
         JSON-safe dict: design, table4 (list of rows), comparisons, group_gains, mrmc,
-        model, outputs.
+        model, warnings (`thyrovid.reliability`: too few cases of a class, CIs clipped to their
+        range, e.g. kappa <= 1, a mean-reader AUROC <= 1), outputs.
     """
     df, ref, test = load_readers(readers_csv, score_col)
     if threshold is not None:
@@ -187,6 +244,8 @@ def reader_study(
     )
     table = table4(df, ref, test, model, ci, level)
     comparisons = paired_comparisons(df, ref, test, level)
+    analyses = mrmc_analyses(df, ref, test, level)
+    cautions = study_cautions(df, table, analyses)
     result = {
         "readers_csv": str(readers_csv),
         "n_cases": int(df["case"].nunique()),
@@ -199,7 +258,8 @@ def reader_study(
         "table4": table.to_dict(orient="records"),
         "comparisons": comparisons,
         "group_gains": group_gains(comparisons),
-        "mrmc": mrmc_analyses(df, ref, test, level),
+        "mrmc": analyses,
+        "warnings": to_json(cautions),
     }
     if out_dir is not None:
         out = Path(out_dir)
@@ -215,7 +275,8 @@ def reader_study(
         with atomic_path(files["table4_csv"]) as tmp:
             table.to_csv(tmp, index=False, float_format="%.6g")
         write_text_atomic(files["table4_md"], table4_markdown(table, ci, level))
-        payload = {k: result[k] for k in ("modalities", "comparisons", "group_gains", "mrmc")}
+        keys = ("modalities", "comparisons", "group_gains", "mrmc", "warnings")
+        payload = {k: result[k] for k in keys}
         write_text_atomic(files["mrmc_json"], json.dumps(_jsonable(payload), indent=2) + "\n")
         plot_fig7(files["fig7"], table, ref, test, curve)
         result["outputs"] = {k: str(v) for k, v in files.items()}
@@ -316,4 +377,5 @@ def run(args) -> int:
         print(summary_text(result))
         if args.out:
             print(f"wrote {', '.join(result['outputs'].values())}")
+    emit(from_json(result["warnings"]))
     return 0

@@ -101,6 +101,14 @@ def para(text: str, cls: str = "note") -> str:
     return f'<p class="{cls}">{esc(text)}</p>'
 
 
+def limits_box(lines: list[str], title: str = "Limits of this result") -> str:
+    """A boxed list of what makes a result unreliable (`thyrovid.reliability`); "" without."""
+    if not lines:
+        return ""
+    items = "".join(f"<li>{esc(line)}</li>" for line in lines)
+    return f'<div class="limits"><p><b>{esc(title)}</b></p><ul>{items}</ul></div>'
+
+
 @dataclass
 class Section:
     """One titled part of the report. ``parts`` are HTML fragments already escaped."""

@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from thyrovid.cohort.schema import SPLITS as SPLIT_ORDER
-from thyrovid.report.html import Section, ci, esc, figure, num, para, table
+from thyrovid.report.html import Section, ci, esc, figure, limits_box, num, para, table
 from thyrovid.runs import display_name, find_work_dir
 from thyrovid.stats.auc_ci import AUC_CI_NAMES as _AUC_CI
 
@@ -219,7 +219,16 @@ def metrics_table(blocks: dict) -> str:
         return [label] + [fn(blocks[s]) for s in splits]
 
     def entry(key):
-        return lambda b: ci(*((b.get(key) or {}).get(k) for k in ("value", "low", "high")))
+        def cell(b):
+            e = b.get(key) or {}
+            text = ci(*(e.get(k) for k in ("value", "low", "high")))
+            if e.get("clipped"):  # the warning beside the number
+                text += " (CI clipped to range)"
+            if e.get("note") and e.get("low") is None:
+                text += f" ({e['note']})"
+            return text
+
+        return cell
 
     rows = [row("Patients (malignant)", lambda b: f"{b.get('n', 'NA')} ({b.get('n_pos', 'NA')})")]
     rows += [row(label, entry(key)) for label, key in METRIC_ROWS]
@@ -253,6 +262,19 @@ def config_table(config: dict) -> str:
     return table([], lines, caption="Configuration (config.yaml)", cls="kv")
 
 
+def run_limits(run: Run) -> list[str]:
+    """The run's "limits of this result": metrics.json warnings, then why a CI is missing."""
+    from thyrovid.reliability import from_json, limits
+
+    m = run.metrics or {}
+    lines = limits(from_json(m.get("warnings")))
+    for split, block in _patient_blocks(m).items():
+        note = (block.get("auroc") or {}).get("note")
+        if note and not any(line.startswith(f"{split}/patient: AUROC") for line in lines):
+            lines.append(f"{split} patients: AUROC {note}")
+    return lines
+
+
 def run_section(run: Run, key: str) -> Section:
     from thyrovid.report.run_figures import roc_and_reliability, training_curves
 
@@ -262,6 +284,7 @@ def run_section(run: Run, key: str) -> Section:
                             "epoch (log.csv); the circled epoch's weights were kept."))  # fmt: skip
     m = run.metrics or {}
     blocks = _patient_blocks(m) if m else {}
+    parts.insert(0, limits_box(run_limits(run)))
     if blocks:
         thr = m.get("threshold") or {}
         parts.append(para(f"Decision threshold {num(thr.get('value'))} on P(malignant), from: "

@@ -29,7 +29,8 @@ def _pretty_split(name: str) -> str:
 def compare_section(folder: Path, key: str, base: Path, skipped: list[str]) -> Section | None:
     """Paper-layout table, DeLong pairs and the three figures of one compare folder."""
     parts = []
-    paper = _read(folder / "table.csv", skipped,
+    shown = folder / "table_display.csv"  # the formatted table (older folders: table.csv)
+    paper = _read(shown if shown.is_file() else folder / "table.csv", skipped,
                   lambda p: pd.read_csv(p, index_col=0, dtype=str, keep_default_na=False))  # fmt: skip
     if paper is not None:
         rows = [[idx, *row] for idx, row in zip(paper.index, paper.to_numpy().tolist())]

@@ -86,6 +86,28 @@ def long_table(blocks: Mapping[str, Mapping]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "metric", "value", "low", "high"])
 
 
+def numeric_table(blocks: Mapping[str, Mapping]) -> pd.DataFrame:
+    """The paper's rows as numbers: index metric (auroc, accuracy, ...), then per model the
+    columns "<model>: value", "<model>: low", "<model>: high" (float; empty when undefined).
+
+    This is compare's table.csv, for a spreadsheet or a script; the formatted strings are in
+    table_display.csv and table.md (:func:`paper_table`).
+    """
+    data: dict[str, list] = {}
+    for name, block in blocks.items():
+        for part in ("value", "low", "high"):
+            data[f"{name}: {part}"] = [
+                _float((block.get(key) or {}).get(part)) for _, key, _ in PAPER_ROWS
+            ]
+    table = pd.DataFrame(data, index=[key for _, key, _ in PAPER_ROWS], dtype=float)
+    table.index.name = "metric"
+    return table
+
+
+def _float(x) -> float:
+    return math.nan if x is None else float(x)
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (index as the first column)."""
 

@@ -6,7 +6,10 @@
                     ("x0,y0,x1,y1", pixels, x1/y1 exclusive); frame and box may repeat (one
                     clip per pair, soft-voted); cam=true adds a Grad-CAM montage per clip
                     (base64 PNG). Answers JSON: prob (P(malignant) of the video), decision,
-                    threshold, threshold_source, clips; a bad input answers 400 {"error": ...}.
+                    threshold, threshold_source, margin (how far from the threshold, in
+                    words: "near the threshold" inside the validation band), prob_interval,
+                    warnings (e.g. an all-zero heatmap), clips; a bad input answers 400
+                    {"error": ...}.
 
 The prediction is `thyrovid.inference.predict.Predictor.predict`, the same code as `thyrovid predict`;
 the model is loaded once when the app starts. Uploads go to a temporary folder that is removed
@@ -59,7 +62,7 @@ def _answer(result: dict) -> dict:
             item["heatmap_png"] = _png_base64(c["montage"])
         clips.append(item)
     keep = ("prob", "decision", "threshold", "threshold_source", "vote", "run", "model",
-            "preprocessing", "notes")  # fmt: skip
+            "preprocessing", "notes", "margin", "prob_interval", "warnings")  # fmt: skip
     return {**{k: result[k] for k in keep}, "clips": clips}
 
 

@@ -12,6 +12,7 @@ Every file is written under a temporary name and renamed, so a killed run leaves
 from __future__ import annotations
 
 import csv
+import math
 import sys
 from pathlib import Path
 
@@ -119,3 +120,65 @@ def resume_state(epoch: int, net, optimizer, scheduler, scaler, best, bad_evals)
         "best_metric": best,
         "bad_evals": bad_evals,
     }
+
+
+def _number(value) -> float | None:
+    """A log.csv cell as a float; None for a blank (not evaluated) or NaN cell."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) else x
+
+
+def kept_epoch(rows: list[dict], select_by: str) -> dict | None:
+    """The epoch whose weights model.safetensors holds, as `train` chose it from `rows`.
+
+    Mirrors the loop's rule: the first epoch of highest validation AUROC (val_auroc), of lowest
+    validation loss (val_loss), or the last epoch (last). Returns dict epoch (1-based, as in
+    log.csv), value (the figure it was kept for, or None), evaluated (epochs with a figure);
+    None when no epoch qualifies (e.g. the AUROC was never defined).
+    """
+    if not rows:
+        return None
+    if select_by == "last":
+        return {"epoch": int(rows[-1]["epoch"]), "value": None, "evaluated": 0}
+    column, sign = ("val_auroc", 1.0) if select_by == "val_auroc" else ("val_loss", -1.0)
+    scored = [(int(r["epoch"]), v) for r in rows if (v := _number(r.get(column))) is not None]
+    if not scored:
+        return None
+    epoch, value = max(scored, key=lambda ev: (sign * ev[1], -ev[0]))  # ties: the first
+    return {"epoch": epoch, "value": value, "evaluated": len(scored)}
+
+
+def kept_epoch_line(kept: dict | None, select_by: str, n_epochs: int, config: TrainConfig) -> str:
+    """The one line `train` ends with: which epoch's weights it kept, its figure, and why."""
+    if kept is None:
+        return (
+            f"kept no epoch: validation {select_by} was never defined; model.safetensors "
+            "holds the weights of the first epoch saved, if any"
+        )
+    head = f"kept epoch {kept['epoch']} of {n_epochs}"
+    if select_by == "val_auroc":
+        return (
+            f"{head}: validation AUROC {kept['value']:.3f} ({config.val_level} level, split "
+            f"{config.val_split!r}), the highest of {kept['evaluated']} evaluated epoch(s)"
+        )
+    if select_by == "val_loss":
+        return (
+            f"{head}: validation loss {kept['value']:.4f}, the lowest of {kept['evaluated']} "
+            f"evaluated epoch(s) (split {config.val_split!r} has one class: no AUROC to choose by)"
+        )
+    return f"{head}: the last epoch (no clips in split {config.val_split!r} to choose by)"
+
+
+def record_selected_epoch(out: Path, kept: dict | None) -> None:
+    """Write ``meta.selected_epoch`` (1-based, as in log.csv; null when none) into config.yaml."""
+    import yaml
+
+    from thyrovid.atomic import write_text_atomic
+
+    path = out / "config.yaml"
+    doc = read_yaml(path)
+    doc.setdefault("meta", {})["selected_epoch"] = None if kept is None else int(kept["epoch"])
+    write_text_atomic(path, yaml.safe_dump(doc, sort_keys=False))

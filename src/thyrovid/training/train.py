@@ -38,6 +38,7 @@ from thyrovid.clips.dataset import ClipDataset, read_clips
 from thyrovid.config import BALANCES, SCHEDULES, TrainConfig, load_config, parse_overrides
 from thyrovid.errors import UserError
 from thyrovid.options import add_device_argument
+from thyrovid.reliability import emit, never_above_chance
 from thyrovid.runs import build_network, load_run
 from thyrovid.training import runfolder
 from thyrovid.training.engine import (
@@ -279,6 +280,11 @@ def train(
             break
     if writer is not None:
         writer.close()
+    if dist.is_main():  # which weights model.safetensors holds, and how sure that choice is
+        kept = runfolder.kept_epoch(log_rows, select_by)
+        runfolder.record_selected_epoch(out, kept)
+        emit(never_above_chance([r.get("val_auroc") for r in log_rows]))
+        print(runfolder.kept_epoch_line(kept, select_by, len(log_rows), config), file=sys.stderr)
     return out
 
 
@@ -303,7 +309,8 @@ def _epilog() -> str:
         "  val_level: clip|patient\n\n"
         "model.safetensors is the epoch of best validation AUROC (split val_split); of lowest\n"
         "validation loss when that split holds one class; the last epoch when it holds no\n"
-        "clips (config.yaml meta.selected_by says which). The training split must hold both\n"
+        "clips (config.yaml meta.selected_by says which, meta.selected_epoch the epoch; the last\n"
+        "line printed names it with its validation figure). The training split must hold both\n"
         "classes. --resume continues the run in --out after a crash or with more --epochs\n"
         f"(only {', '.join(sorted(runfolder.RESUMABLE_CHANGES))} may change)."
     )

@@ -1,0 +1,57 @@
+"""`thyrovid train` ends by naming the epoch it kept; config.yaml records meta.selected_epoch."""
+
+from __future__ import annotations
+
+import csv
+
+import yaml
+
+from helpers import TINY_TRAIN, make_work_dir
+from thyrovid.config import TrainConfig
+from thyrovid.training import train as train_module
+from thyrovid.training.runfolder import kept_epoch
+from thyrovid.training.train import train
+
+
+def _rows(aurocs, losses=None):
+    losses = losses or [""] * len(aurocs)
+    return [{"epoch": str(i + 1), "val_auroc": a, "val_loss": v}
+            for i, (a, v) in enumerate(zip(aurocs, losses))]  # fmt: skip
+
+
+def test_kept_epoch_follows_the_loops_rule():
+    # the first epoch of the highest AUROC; blanks (not evaluated) and NaN never win
+    assert kept_epoch(_rows(["0.6", "", "0.8", "nan", "0.8"]), "val_auroc")["epoch"] == 3
+    by_loss = kept_epoch(_rows(["", "", ""], ["0.7", "0.5", "0.6"]), "val_loss")
+    assert by_loss == {"epoch": 2, "value": 0.5, "evaluated": 3}
+    assert kept_epoch(_rows(["", ""]), "last")["epoch"] == 2
+    assert kept_epoch(_rows(["", ""]), "val_auroc") is None
+
+
+def test_train_ends_with_the_kept_epoch_line_and_records_it(tmp_path, capsys):
+    work = make_work_dir(tmp_path / "work", n_patients=6, frames=8, size=32)
+    run = train(work, tmp_path / "run", TrainConfig(**TINY_TRAIN, epochs=3))
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    with open(run / "log.csv", newline="") as f:
+        log = list(csv.DictReader(f))
+    best = max(log, key=lambda r: (float(r["val_auroc"]), -int(r["epoch"])))
+    meta = yaml.safe_load((run / "config.yaml").read_text())["meta"]
+    assert meta["selected_epoch"] == int(best["epoch"])
+    assert last.startswith(f"kept epoch {best['epoch']} of 3: validation AUROC ")
+    assert f"{float(best['val_auroc']):.3f} (clip level, split 'val')" in last
+
+
+def test_train_warns_when_validation_auroc_never_beats_chance(tmp_path, capsys, monkeypatch):
+    work = make_work_dir(tmp_path / "work", n_patients=6, frames=8, size=32)
+    monkeypatch.setattr(train_module, "validation_auroc", lambda *a, **k: 0.0)
+    train(work, tmp_path / "run", TrainConfig(**TINY_TRAIN, epochs=2))
+    err = capsys.readouterr().err
+    assert "warning: validation AUROC was <= 0.5 in every one of 2 evaluated epoch(s)" in err
+    assert "kept epoch 1 of 2: validation AUROC 0.000" in err
+
+
+def test_no_warning_when_validation_auroc_beats_chance(tmp_path, capsys, monkeypatch):
+    work = make_work_dir(tmp_path / "work", n_patients=6, frames=8, size=32)
+    monkeypatch.setattr(train_module, "validation_auroc", lambda *a, **k: 0.75)
+    train(work, tmp_path / "run", TrainConfig(**TINY_TRAIN, epochs=1))
+    assert "warning" not in capsys.readouterr().err
