@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers import make_clips
-from thyrovid.inference.batch import tta_views
+from thyrovid.inference.views import tta_views
 from thyrovid.inference.voting import soft_vote
 
 

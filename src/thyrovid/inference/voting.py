@@ -11,15 +11,20 @@ patient-level call. Here the vote is hierarchical and every level is kept:
 Truth: clip, video and nodule carry the nodule's pathology label (1 = malignant); a patient
 is positive when ANY of its nodules is malignant.
 
-`LEVELS` is the one list of these levels, finest first.
+`LEVELS` is the one list of these levels, finest first. `mean_vote` is the mean of one group
+(what `thyrovid predict` gives a video from its clips); pandas is imported only by `soft_vote`,
+so the torch-free ONNX path of `predict` does not pay for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LEVELS = ("clip", "video", "nodule", "patient")
 VOTE_COLUMNS = ["level", "id", "patient_id", "center", "split", "label", "prob"]
@@ -36,6 +41,14 @@ _CLIP_COLUMNS = [
 
 
 # --------------------------------------------------------------------------- voting
+def mean_vote(probs: Sequence[float]) -> float:
+    """One level's vote from the probabilities of its members: their unweighted mean."""
+    values = np.asarray(probs, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("mean_vote: nothing to vote on")
+    return float(values.mean())
+
+
 def _qualified(keys: pd.DataFrame, own: str, parents: Sequence[str]) -> pd.Series:
     """Ids for one level: the own id, or, if any own id is ambiguous, "parent/.../own" for all.
 
@@ -65,6 +78,8 @@ def soft_vote(clips_with_prob: pd.DataFrame) -> pd.DataFrame:
         (an unweighted mean at each step, so a nodule with many clips does not dominate).
         A patient's label is 1 if any of its nodules is malignant. Groups never cross splits.
     """
+    import pandas as pd
+
     df = clips_with_prob.copy()
     if "nodule_id" not in df.columns:
         df["nodule_id"] = df["patient_id"]

@@ -9,7 +9,8 @@
                     threshold, threshold_source, clips; a bad input answers 400 {"error": ...}.
 
 The prediction is `thyrovid.inference.predict.Predictor.predict`, the same code as `thyrovid predict`;
-the model is loaded once when the app starts. Uploads go to a temporary folder that is removed
+the model is loaded once when the app starts: RUN/model.onnx through onnxruntime when `thyrovid
+export RUN` wrote it (`--engine auto`, the default; `onnx` or `torch` to choose). Uploads go to a temporary folder that is removed
 after the request; the answer never contains the file name or any DICOM identifier.
 No authentication: keep the default host 127.0.0.1 unless a proxy in front handles access.
 """
@@ -59,7 +60,7 @@ def _answer(result: dict) -> dict:
             item["heatmap_png"] = _png_base64(c["montage"])
         clips.append(item)
     keep = ("prob", "decision", "threshold", "threshold_source", "vote", "run", "model",
-            "preprocessing", "notes")  # fmt: skip
+            "engine", "preprocessing", "notes")  # fmt: skip
     return {**{k: result[k] for k in keep}, "clips": clips}
 
 
@@ -108,6 +109,7 @@ def create_app(
     device: str = "cpu",
     work_dir: str | os.PathLike | None = None,
     max_upload_mb: int = 2048,
+    engine: str = "auto",
 ):
     """The FastAPI app serving one run.
 
@@ -116,6 +118,7 @@ def create_app(
         device: torch device for inference.
         work_dir: the run's work folder, when the run does not record its extract parameters.
         max_upload_mb: largest accepted video.
+        engine: "auto", "onnx" or "torch" (see `thyrovid.inference.predict.choose_engine`).
 
     Returns:
         fastapi.FastAPI.
@@ -127,7 +130,7 @@ def create_app(
 
     from thyrovid.inference.predict import Predictor, parse_box
 
-    predictor = Predictor(run_dir, device, work_dir=work_dir)
+    predictor = Predictor(run_dir, device, work_dir=work_dir, engine=engine)
     lock = threading.Lock()  # one prediction at a time: Grad-CAM hooks the shared model
     app = FastAPI(title="thyrovid", description=__doc__.split("\n\n")[0])
 
@@ -144,6 +147,7 @@ def create_app(
         return {
             "run": predictor.run_dir.name,
             "model": {"arch": predictor.config.arch, "dims": int(predictor.config.dims)},
+            "engine": predictor.engine,
             "preprocessing": asdict(predictor.prep) | {"notes": predictor.notes},
             "threshold": predictor.threshold,
             "threshold_source": predictor.threshold_source,
@@ -181,6 +185,9 @@ def add_arguments(parser) -> None:
     add_device_argument(parser, default="cpu")
     add_work_argument(parser)
     parser.add_argument("--max-upload-mb", type=int, default=2048, help="largest video accepted")
+    parser.add_argument("--engine", choices=("auto", "onnx", "torch"), default="auto",
+                        help="onnx: RUN/model.onnx through onnxruntime; torch: PyTorch; auto "
+                        "(default): onnx when `thyrovid export RUN` wrote it")  # fmt: skip
 
 
 def run(args) -> int:
@@ -190,7 +197,7 @@ def run(args) -> int:
         import uvicorn
     except ImportError:
         raise UserError(f"thyrovid serve needs uvicorn: {INSTALL}") from None
-    app = create_app(args.run, args.device, args.work, args.max_upload_mb)
+    app = create_app(args.run, args.device, args.work, args.max_upload_mb, args.engine)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host} without authentication", file=sys.stderr)
     print(f"thyrovid serve: http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr)
