@@ -95,3 +95,15 @@ def test_tta_views_flip_and_temporal_shift():
     assert views[3][0, 0, :, 0, 1].tolist() == [max(i - step, 0) for i in range(t)]
     # 2D inputs have no time axis: only identity and flip
     assert len(tta_views(torch.zeros(1, 1, 8, 8), 5)) == 2
+
+
+def test_tta_views_of_numpy_pixels_equal_those_of_torch_tensors():
+    """The ONNX engine takes its views on raw pixels (numpy), torch on tensors: the same views."""
+    x = np.random.default_rng(0).integers(0, 256, (2, 1, 16, 5, 6)).astype(np.uint8)
+    for n in (1, 2, 5):
+        got = tta_views(x, n)
+        want = tta_views(torch.from_numpy(x), n)
+        assert len(got) == len(want) == n
+        for a, b in zip(got, want):
+            assert isinstance(a, np.ndarray) and np.array_equal(a, b.numpy())
+    assert len(tta_views(x[:, :, 0], 5)) == 2  # 2D: identity and flip only
