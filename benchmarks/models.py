@@ -10,8 +10,15 @@ frame in 2D; and the median forward time of one clip (batch 1, no grad, eval mod
 would otherwise pick. With ``--train-batch N`` also the median time of one mixed-precision
 training step (forward + backward + SGD) of N clips. Prints JSON.
 
+``--equal-flops`` measures only the claim about the temporal padding: DenseNet121 and ResNet50
+at (2,2,2,2,2), where they have MONAI's FLOPs, against MONAI's, forward passes interleaved
+(ours, MONAI, ours, ...) so that a shared machine's load falls on both alike; the ratio is the
+median of the per-round ratios. It also reports the share of our forward pass spent in the
+temporal edge-replicate padding (``torch.profiler``, ``aten::replication_pad3d``).
+
     python benchmarks/models.py [--repeats 3] [--frames 32] [--size 224] [--device cpu|cuda]
         [--train-batch 8] [--models resnet50 densenet121]
+    python benchmarks/models.py --equal-flops [--repeats 7]
 """
 
 from __future__ import annotations
@@ -108,6 +115,89 @@ def monai_baselines() -> dict[str, Callable[[], nn.Module]]:
     }
 
 
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def interleaved_seconds(
+    models: dict[str, nn.Module], shape: tuple[int, ...], repeats: int, device: str
+) -> dict[str, list[float]]:
+    """Forward seconds of each model, one pass of each per round (after one warm-up round)."""
+    x = torch.randn(shape, device=device)
+    models = {k: m.eval().to(device) for k, m in models.items()}
+    times: dict[str, list[float]] = {k: [] for k in models}
+    with torch.no_grad():
+        for i in range(repeats + 1):
+            for name, model in models.items():
+                _sync(device)
+                start = time.perf_counter()
+                model(x)
+                _sync(device)
+                if i:
+                    times[name].append(time.perf_counter() - start)
+    return times
+
+
+def padding_share(model: nn.Module, shape: tuple[int, ...]) -> float:
+    """Fraction of one CPU forward pass spent in the temporal edge-replicate padding."""
+    x = torch.randn(shape)
+    model = model.eval()
+    with torch.no_grad():
+        model(x)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            model(x)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    pad = sum(e.self_cpu_time_total for e in events if "replication_pad" in e.key)
+    return pad / total if total else float("nan")
+
+
+def equal_flops(args: argparse.Namespace) -> dict:
+    """Ours at (2,2,2,2,2) vs MONAI's, interleaved; see the module docstring."""
+    clip = (1, 1, args.frames, args.size, args.size)
+    baselines = monai_baselines()
+    if not baselines:
+        raise SystemExit("--equal-flops needs monai: pip install --no-deps monai (make bench)")
+    rows = {}
+    for name in ("densenet121", "resnet50"):
+
+        def ours(name=name):
+            return build_model(name, dims=3, temporal_strides=TIME_LIKE_SPACE)
+
+        make_monai = baselines[f"monai_{name}"]
+        times = interleaved_seconds(
+            {"ours": ours(), "monai": make_monai()}, clip, args.repeats, args.device
+        )
+        ratios = [a / b for a, b in zip(times["ours"], times["monai"])]
+        rows[name] = {
+            "gflops_ours": gflops(ours, clip),
+            "gflops_monai": gflops(make_monai, clip),
+            "seconds_ours": statistics.median(times["ours"]),
+            "seconds_monai": statistics.median(times["monai"]),
+            "ratio_median_of_rounds": statistics.median(ratios),
+            "ratios": [round(r, 3) for r in ratios],
+        }
+        if args.device == "cpu":
+            rows[name]["padding_share_of_forward"] = padding_share(ours(), clip)
+        print(json.dumps({name: rows[name]}), flush=True)
+    return {"clip": list(clip), "repeats": args.repeats, "models": rows,
+            "machine": _machine(args)}  # fmt: skip
+
+
+def _machine(args: argparse.Namespace) -> dict:
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": args.device
+        if args.device == "cpu"
+        else torch.cuda.get_device_name(torch.device(args.device)),
+        "torch": torch.__version__,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
 def measure(args: argparse.Namespace) -> dict:
     clip = (1, 1, args.frames, args.size, args.size)
     frame = (1, 1, args.size, args.size)
@@ -168,15 +258,7 @@ def measure(args: argparse.Namespace) -> dict:
             ratios[f"{ours}_keep_time_vs_monai_gflops"] = (
                 rows[ours]["gflops_3d_keep_time"] / base["gflops_3d"]
             )
-    machine = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": args.device
-        if args.device == "cpu"
-        else torch.cuda.get_device_name(torch.device(args.device)),
-        "torch": torch.__version__,
-    }
+    machine = _machine(args)
     return {
         "clip": list(clip),
         "repeats": args.repeats,
@@ -202,9 +284,14 @@ def main() -> None:
         help="also time a training step (AMP on CUDA) at this batch size (0: skip)",
     )
     parser.add_argument("--models", nargs="*", help="subset of list_models()")
+    parser.add_argument(
+        "--equal-flops",
+        action="store_true",
+        help="only ours vs MONAI at equal FLOPs, interleaved (the padding claim)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(json.dumps(measure(args), indent=2))
+    print(json.dumps(equal_flops(args) if args.equal_flops else measure(args), indent=2))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Every stage after training reads a run through this module:
 
 - `load_run`: config.yaml + model.safetensors -> (network in eval mode, TrainConfig);
   `build_network` is the network a config describes (training starts from it too);
+  `read_config` is the TrainConfig alone (no torch: the ONNX engine of `predict` uses it);
 - `work_dir` / `find_work_dir`: the work folder a run was trained on (config.yaml
   ``meta.work_dir``, relative paths against the run folder);
 - `ClipSpec`: how clips are cut (frames, size, box expansion), the one description that
@@ -12,13 +13,16 @@ Every stage after training reads a run through this module:
 - `run_threshold` / `require_threshold`: the decision threshold that `thyrovid evaluate` chose,
   RUN/metrics.json ``threshold.value``, range-checked by `check_threshold` (as every
   ``--threshold`` is); there is no fallback value: a caller without one says so;
-- `display_name`: "3D ResNet50" from a run's config.
+- `display_name`: "3D ResNet50" from a run's config;
+- `run_onnx`: RUN/model.onnx when `thyrovid export` wrote it from the weights the run holds now
+  (its sidecar records `weights_fingerprint` of model.safetensors), else None and why.
 
 Nothing here imports a stage: this module stands right above the config, the models and io.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -28,6 +32,8 @@ from thyrovid.config import TrainConfig, read_yaml
 from thyrovid.errors import UserError
 
 EXTRACT_FORMAT = 1  # WORK/extract.json "format"
+WEIGHTS = "model.safetensors"  # RUN/: the selected weights
+ONNX = "model.onnx"  # RUN/: written by `thyrovid export RUN`, with RUN/model.onnx.json beside it
 DISPLAY_NAMES = {
     "inception_resnet_v2": "InceptionResNetV2",
     "xception": "Xception",
@@ -198,6 +204,29 @@ def build_network(config: TrainConfig):
     )
 
 
+def weights_path(run_dir: str | os.PathLike) -> Path:
+    """RUN/model.safetensors of a finished run; a UserError saying why when there is none."""
+    run_dir = Path(run_dir)
+    weights = run_dir / WEIGHTS
+    if not weights.is_file() and (run_dir / "config.yaml").is_file():
+        raise UserError(
+            f"{weights}: not found; the run stopped before its first epoch ended: "
+            f"continue it with `thyrovid train WORK --out {run_dir} --resume`"
+        )
+    if not weights.is_file():
+        raise UserError(f"{weights}: not found; is {run_dir} a finished `thyrovid train` run?")
+    return weights
+
+
+def read_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The TrainConfig of a finished run (config.yaml without meta); imports no torch."""
+    run_dir = Path(run_dir)
+    weights_path(run_dir)
+    values = read_yaml(run_dir / "config.yaml")
+    values.pop("meta", None)
+    return TrainConfig.from_dict(values, source=str(run_dir / "config.yaml"))
+
+
 def load_run(run_dir: str | os.PathLike, device="cpu"):
     """Rebuild a trained network from config.yaml + model.safetensors (never unpickles).
 
@@ -207,18 +236,8 @@ def load_run(run_dir: str | os.PathLike, device="cpu"):
     """
     from safetensors.torch import load_file
 
-    run_dir = Path(run_dir)
-    weights = run_dir / "model.safetensors"
-    if not weights.is_file() and (run_dir / "config.yaml").is_file():
-        raise UserError(
-            f"{weights}: not found; the run stopped before its first epoch ended: "
-            f"continue it with `thyrovid train WORK --out {run_dir} --resume`"
-        )
-    if not weights.is_file():
-        raise UserError(f"{weights}: not found; is {run_dir} a finished `thyrovid train` run?")
-    values = read_yaml(run_dir / "config.yaml")
-    values.pop("meta", None)
-    config = TrainConfig.from_dict(values, source=str(run_dir / "config.yaml"))
+    weights = weights_path(run_dir)
+    config = read_config(run_dir)
     model = build_network(config)
     model.load_state_dict(load_file(str(weights)))
     return model.to(device).eval(), config
@@ -286,6 +305,54 @@ def run_preprocessing(
     if dims == 3 and config.input_frames and int(config.input_frames) != frames:
         raise UserError(f"{source}: frames={frames} but the run expects {config.input_frames}")
     return Preprocessing(frames, size, value, dims, source), notes
+
+
+# ---------------------------------------------------------------- the exported ONNX model
+
+
+def weights_fingerprint(path: str | os.PathLike, digest: bool = True) -> dict:
+    """What identifies a weights file: its size, mtime and (with `digest`) its SHA-256."""
+    path = Path(path)
+    stat = path.stat()
+    out = {"file": path.name, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if digest:
+        sha = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 22):
+                sha.update(block)
+        out["sha256"] = sha.hexdigest()
+    return out
+
+
+def onnx_sidecar(onnx_path: str | os.PathLike) -> Path:
+    """The JSON file `thyrovid export` writes beside an ONNX model: `<name>.json`."""
+    onnx_path = Path(onnx_path)
+    return onnx_path.with_name(onnx_path.name + ".json")
+
+
+def run_onnx(run_dir: str | os.PathLike) -> tuple[Path | None, str]:
+    """RUN/model.onnx if it was exported from RUN/model.safetensors as it is now, and why not.
+
+    Fresh when the sidecar's recorded weights have the size and mtime of model.safetensors, or
+    else (a copied run folder) the same SHA-256. Returns (path, "") or (None, one line).
+    """
+    run_dir = Path(run_dir)
+    path, side = run_dir / ONNX, onnx_sidecar(run_dir / ONNX)
+    export = f"run `thyrovid export {run_dir}`"
+    if not path.is_file():
+        return None, f"{path}: not found; {export} to write it"
+    try:
+        recorded = json.loads(side.read_text()).get("weights") or {}
+    except (OSError, ValueError, AttributeError):
+        return None, f"{side}: missing or not readable JSON; {export} again"
+    weights = weights_path(run_dir)
+    now = weights_fingerprint(weights, digest=False)
+    if all(recorded.get(k) == now[k] for k in ("bytes", "mtime_ns")):
+        return path, ""
+    if recorded.get("bytes") == now["bytes"] and recorded.get("sha256"):
+        if weights_fingerprint(weights)["sha256"] == recorded["sha256"]:
+            return path, ""
+    return None, f"{path} was exported from other weights than {weights}; {export} again"
 
 
 # ---------------------------------------------------------------- the decision threshold

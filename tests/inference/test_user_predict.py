@@ -129,6 +129,18 @@ def test_2d_run_reports_the_key_frame_it_saw_and_exports(tiny, run2d, tmp_path, 
     assert summary["input_shape"] == ["batch", 1, 64, 64]
     assert summary["check"]["max_abs_diff_prob"] < 1e-4
 
+    # Exported into (a copy of) the run folder, predict takes the ONNX model: same answer.
+    run = tmp_path / "run2d"
+    shutil.copytree(run2d, run)
+    assert main(["export", str(run)]) == 0
+    capsys.readouterr()
+    answers = {}
+    for engine in ("onnx", "torch"):
+        assert main(["predict", str(run), *args, "--json", "--engine", engine]) == 0
+        answers[engine] = json.loads(capsys.readouterr().out)
+        assert answers[engine]["engine"] == engine
+    assert answers["onnx"]["prob"] == pytest.approx(answers["torch"]["prob"], abs=1e-4)
+
 
 def test_export_to_a_folder_or_a_bad_opset_is_one_line(tiny, tmp_path, capsys):
     pytest.importorskip("onnx")

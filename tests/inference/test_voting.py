@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers import make_clips
-from thyrovid.inference.batch import tta_views
+from thyrovid.inference.views import tta_views
 from thyrovid.inference.voting import soft_vote
 
 
@@ -122,3 +122,15 @@ def test_patient_vote_matches_any_nodule_malignant():
     assert got["mean"] == pytest.approx(0.275)
     assert got["max"] == pytest.approx(0.95)
     assert got["noisy-or"] == pytest.approx(1 - 0.05 * 0.95**3)
+
+
+def test_tta_views_of_numpy_pixels_equal_those_of_torch_tensors():
+    """The ONNX engine takes its views on raw pixels (numpy), torch on tensors: the same views."""
+    x = np.random.default_rng(0).integers(0, 256, (2, 1, 16, 5, 6)).astype(np.uint8)
+    for n in (1, 2, 5):
+        got = tta_views(x, n)
+        want = tta_views(torch.from_numpy(x), n)
+        assert len(got) == len(want) == n
+        for a, b in zip(got, want):
+            assert isinstance(a, np.ndarray) and np.array_equal(a, b.numpy())
+    assert len(tta_views(x[:, :, 0], 5)) == 2  # 2D: identity and flip only

@@ -37,6 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 from thyrovid.atomic import write_text_atomic
+from thyrovid.cohort.boxes import box_problem
 from thyrovid.csv_input import RAGGED, normalise_column, read_table
 from thyrovid.errors import CohortError
 
@@ -304,14 +305,6 @@ def _consistency_problems(rows: pd.DataFrame, source: str) -> list[Problem]:
                 msg = f"patient {patient!r} is in two splits ({', '.join(given)}); rows skipped"
                 problems.append(Problem(int(row), msg, source))
     return sorted(problems, key=lambda p: p.row)
-
-
-def box_problem(box: tuple[float, float, float, float], width: int, height: int) -> str | None:
-    """Why `box` (x0, y0, x1, y1) does not fit a width x height frame, or None."""
-    x0, y0, x1, y1 = box
-    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-        return f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is outside the {width}x{height} frame"
-    return None
 
 
 def check_against_videos(

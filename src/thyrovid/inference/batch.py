@@ -1,17 +1,9 @@
 """Inference on extracted clips: the run's network on every clip of a work folder, with TTA.
 
 The clip probabilities are soft-voted up to patient level by `thyrovid.inference.voting`.
-
-Test-time augmentation (``tta``): ``tta`` views of each clip are averaged (in probability):
-
-    view 0: the clip as extracted
-    view 1: horizontal flip (x mirrored)
-    view 2k, 2k+1 (k >= 1): the clip's temporal window shifted by +k*s / -k*s frames,
-        s = max(1, T // 8); frames that fall outside the clip repeat the first/last frame,
-        so the network always sees T frames.
-
-2D runs (key-frame images) have no time axis: only views 0 and 1 exist there, so ``tta`` is
-capped at 2 with a warning.
+Test-time augmentation (``tta``) averages the views of `thyrovid.inference.views.tta_views`
+(identity, horizontal flip, temporal shifts); 2D runs (key-frame images) have no time axis, so
+``tta`` is capped at 2 with a warning.
 """
 
 from __future__ import annotations
@@ -24,36 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-# --------------------------------------------------------------------------- test-time views
-def tta_views(x: np.ndarray | object, n: int) -> list:
-    """Return ``n`` test-time views of a batch (see the module docstring for the order).
-
-    Args:
-        x: torch tensor (B, C, T, H, W) (3D) or (B, C, H, W) (2D), any dtype.
-        n: number of views, >= 1 (2D: at most 2).
-
-    Returns:
-        list of ``n`` tensors (2D: ``min(n, 2)``) with the shape of ``x``.
-    """
-    import torch
-
-    if n < 1:
-        raise ValueError("tta must be >= 1")
-    views = [x]
-    if n >= 2:
-        views.append(torch.flip(x, dims=(-1,)))
-    if x.dim() == 5 and n >= 3:
-        t = x.shape[2]
-        step = max(1, t // 8)
-        k = 1
-        while len(views) < n:
-            for sign in (1, -1):
-                if len(views) < n:
-                    idx = torch.clamp(torch.arange(t) + sign * k * step, 0, t - 1)
-                    views.append(x.index_select(2, idx.to(x.device)))
-            k += 1
-    return views
+from thyrovid.inference.views import tta_views
 
 
 def _probability(logits) -> np.ndarray:

@@ -1,4 +1,7 @@
-"""`thyrovid export RUN --out model.onnx [--opset 17] [--check]`: a trained run as ONNX.
+"""`thyrovid export RUN [--out model.onnx] [--opset 17] [--check]`: a trained run as ONNX.
+
+Without `--out` the model goes into the run folder, RUN/model.onnx, where `thyrovid predict`
+and `serve` find it (`--engine auto`) and run it through onnxruntime without torch.
 
 The exported graph takes raw clip pixels and includes the one normalisation
 (`thyrovid.clips.dataset.to_model_input`), so a deployment cannot get it wrong:
@@ -9,7 +12,13 @@ The exported graph takes raw clip pixels and includes the one normalisation
     output "prob":   float32 (B, 1), P(malignant) = sigmoid(logit)
 
 Next to it, `<out>.json` records how to cut the clips (frames, size, expand: the same as
-`thyrovid extract` and `thyrovid predict`), the run's decision threshold and the tensor names.
+`thyrovid extract` and `thyrovid predict`), the run's decision threshold, the tensor names and
+the weights it came from (size, mtime, SHA-256 of model.safetensors: `predict` ignores an
+export older than the run's weights).
+
+The graph is traced once, at batch 1 with the batch axis left dynamic, with no gradient graph
+kept (parameters frozen, `torch.no_grad`): a full-size 3D network exports in seconds and in a
+few times its weights' memory.
 
 Exporter: the TorchScript-based exporter (`torch.onnx.export(..., dynamo=False)`) by default;
 it needs only the `onnx` package. `--exporter dynamo` uses the torch.export-based exporter,
@@ -72,18 +81,23 @@ def _export(wrapped, example, path: Path, opset: int, exporter: str) -> None:
     import torch
 
     names = {"input_names": ["pixels"], "output_names": ["logit", "prob"]}
+    for param in wrapped.parameters():  # no autograd record of the traced forward pass
+        param.requires_grad_(False)
     if exporter == "legacy":
         axes = {"pixels": {0: "batch"}, "logit": {0: "batch"}, "prob": {0: "batch"}}
         with warnings.catch_warnings():  # deprecation and constant-folding chatter
             warnings.simplefilter("ignore")
-            torch.onnx.export(wrapped, (example,), str(path), dynamo=False, opset_version=opset,
-                              dynamic_axes=axes, do_constant_folding=True, **names)  # fmt: skip
+            with torch.no_grad():
+                torch.onnx.export(wrapped, (example,), str(path), dynamo=False,
+                                  opset_version=opset, dynamic_axes=axes,
+                                  do_constant_folding=True, **names)  # fmt: skip
         return
     _require("onnxscript", "--exporter dynamo", "pip install onnxscript (or use --exporter legacy)")
     shapes = {"pixels": {0: torch.export.Dim("batch", min=1, max=1024)}}
-    program = torch.onnx.export(
-        wrapped, (example,), dynamo=True, opset_version=opset, dynamic_shapes=shapes, **names
-    )
+    with torch.no_grad():
+        program = torch.onnx.export(
+            wrapped, (example,), dynamo=True, opset_version=opset, dynamic_shapes=shapes, **names
+        )
     program.save(str(path), external_data=False)
 
 
@@ -116,7 +130,7 @@ def check_onnx(path: str | os.PathLike, wrapped, shape: tuple[int, ...], seed: i
 
 def export_onnx(
     run_dir: str | os.PathLike,
-    out: str | os.PathLike,
+    out: str | os.PathLike | None = None,
     opset: int = DEFAULT_OPSET,
     check: bool = False,
     exporter: str = "legacy",
@@ -126,7 +140,7 @@ def export_onnx(
 
     Args:
         run_dir: run folder from `thyrovid train`.
-        out: the .onnx file to write (and `<out>.json` beside it).
+        out: the .onnx file to write (and `<out>.json` beside it); default RUN/model.onnx.
         opset: ONNX opset version.
         check: compare onnxruntime with PyTorch on random clips (see `check_onnx`).
         exporter: "legacy" (TorchScript-based, needs onnx) or "dynamo" (needs onnxscript too).
@@ -138,20 +152,29 @@ def export_onnx(
     import torch
 
     from thyrovid.atomic import atomic_path, write_text_atomic
-    from thyrovid.runs import load_run, run_preprocessing, run_threshold
+    from thyrovid.runs import (
+        ONNX,
+        load_run,
+        onnx_sidecar,
+        run_preprocessing,
+        run_threshold,
+        weights_fingerprint,
+        weights_path,
+    )
 
     if exporter not in ("legacy", "dynamo"):
         raise UserError(f"--exporter must be legacy or dynamo, got {exporter!r}")
-    if Path(out).is_dir():
+    out = Path(run_dir) / ONNX if out is None else Path(out)
+    if out.is_dir():
         raise UserError(f"--out {out}: is a folder; give the file to write, e.g. {out}/model.onnx")
     onnx = _require("onnx", "thyrovid export")
+    weights = weights_fingerprint(weights_path(run_dir))  # before loading: what is exported
     model, config = load_run(run_dir, device="cpu")
     prep, notes = run_preprocessing(run_dir, config, work_dir)
     dims = int(config.dims)
     shape = (1, prep.frames, prep.size, prep.size) if dims == 3 else (1, prep.size, prep.size)
     wrapped = deployable(model, dims)
-    example = torch.zeros((2, *shape), dtype=torch.float32)
-    out = Path(out)
+    example = torch.zeros((1, *shape), dtype=torch.float32)  # traced once, batch axis dynamic
     with atomic_path(out) as tmp:
         try:
             _export(wrapped, example, tmp, opset, exporter)
@@ -172,8 +195,9 @@ def export_onnx(
         "preprocessing": {"frames": prep.frames, "size": prep.size, "expand": prep.expand,
                           "source": prep.source, "notes": notes},
         "threshold": threshold, "threshold_source": source, "opset": opset,
+        "weights": weights,
     }  # fmt: skip
-    side = out.with_name(out.name + ".json")
+    side = onnx_sidecar(out)
     write_text_atomic(side, json.dumps(sidecar, indent=2) + "\n")
     _readable(side)
     result = {"onnx": str(out), "sidecar": str(side), "input_shape": ["batch", *shape],
@@ -187,7 +211,9 @@ def export_onnx(
 def add_arguments(parser) -> None:
     """The `thyrovid export` arguments."""
     parser.add_argument("run", help="run folder written by `thyrovid train`")
-    parser.add_argument("--out", required=True, help="ONNX file to write, e.g. model.onnx")
+    parser.add_argument(
+        "--out", help="ONNX file to write (default RUN/model.onnx: predict and serve use it)"
+    )
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default 17)")
     parser.add_argument("--check", action="store_true", help="compare onnxruntime with PyTorch")
     parser.add_argument(

@@ -8,6 +8,7 @@ frame once and applies the same grey conversion and resize (`to_gray`, `resize_c
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,7 +34,7 @@ def plan_clip(video_name: str, info, frame: int, box: Box, prep: Preprocessing) 
         indices (the T video frames of the window; [frame] for a 2D run).
     """
     from thyrovid.clips.geometry import clip_window, expand_box, window_indices
-    from thyrovid.cohort.schema import box_problem
+    from thyrovid.cohort.boxes import box_problem
 
     if not float(frame).is_integer() or not 0 <= int(frame) < info.n_frames:
         raise UserError(
@@ -68,8 +69,12 @@ def short_video_note(video_name: str, n_frames: int, prep: Preprocessing) -> lis
     return [f"{video_name} {padding_note(n_frames, prep.frames)}"]
 
 
-def cut_clips(video_path, pairs: Sequence[tuple[int, Box]], prep: Preprocessing):
+def cut_clips(video_path, pairs: Sequence[tuple[int, Box]], prep: Preprocessing, timing=None):
     """Cut every (key frame, box) pair of one video, decoding each needed frame once.
+
+    Args:
+        timing: a dict to add the seconds spent to: "read" (opening the video and decoding
+            the frames) and "crop" (grey conversion, crop and resize); None: not timed.
 
     Returns:
         (x, plans): x uint8 (N, T, size, size) for a 3D run or (N, size, size) for a 2D run;
@@ -82,6 +87,8 @@ def cut_clips(video_path, pairs: Sequence[tuple[int, Box]], prep: Preprocessing)
     if not pairs:
         raise UserError(f"{video_path}: no key frame and box given (--frame K --box x0,y0,x1,y1)")
     name = str(video_path)
+    read = crop = 0.0
+    start_read = time.perf_counter()
     with open_video(video_path) as video:
         plans = [plan_clip(name, video.info, f, b, prep) for f, b in pairs]
         needed = sorted({i for p in plans for i in p["indices"]})
@@ -89,10 +96,20 @@ def cut_clips(video_path, pairs: Sequence[tuple[int, Box]], prep: Preprocessing)
         for start in range(0, len(needed), CHUNK):
             chunk = needed[start : start + CHUNK]
             block = video.frames(chunk)  # (N, H, W, C) uint8
+            start_crop = time.perf_counter()
+            read += start_crop - start_read
             for plan, store in zip(plans, crops):
                 x0, y0, x1, y1 = plan["roi"]
                 want = set(plan["indices"])
                 for j in (j for j, fi in enumerate(chunk) if fi in want):
                     store[chunk[j]] = resize_crop(to_gray(block[j, y0:y1, x0:x1]), prep.size)
+            start_read = time.perf_counter()
+            crop += start_read - start_crop
+    start_crop = time.perf_counter()
+    read += start_crop - start_read
     x = np.stack([np.stack([s[i] for i in p.pop("indices")]) for p, s in zip(plans, crops)])
+    crop += time.perf_counter() - start_crop
+    if timing is not None:
+        timing["read"] = timing.get("read", 0.0) + read
+        timing["crop"] = timing.get("crop", 0.0) + crop
     return (x if prep.dims == 3 else x[:, 0]), plans

@@ -10,8 +10,8 @@ window (`clip_window`, `window_indices`), the same box expansion clamped to the 
 normalisation (`to_model_input`). So a clip of a cohort video gets here the probability that
 `thyrovid evaluate` gives it.
 
-The clip probabilities of a video are soft-voted (mean, `thyrovid.inference.voting.soft_vote`) into one
-video P(malignant). The decision uses the run's threshold from RUN/metrics.json (chosen by
+The clip probabilities of a video are soft-voted (their mean, `thyrovid.inference.voting.mean_vote`,
+as `soft_vote` votes a video) into one video P(malignant). The decision uses the run's threshold from RUN/metrics.json (chosen by
 `thyrovid evaluate` on the validation patients), or `--threshold`; without either there is
 no decision. Outputs never contain DICOM identifiers: only the path the user gave.
 
@@ -23,6 +23,16 @@ video or row: video, skipped (the reason), prob null, clips []). A boxes-file ro
 skipped with one line naming it, and the rest are predicted; the one video given on the command
 line is the error instead (exit 2). A 3D run's clip of a video shorter than the clip is padded,
 with a note.
+
+Engines (`--engine`): when `thyrovid export RUN` has written RUN/model.onnx, the network runs
+through onnxruntime on the CPU, the session made once per process with one thread per usable
+CPU; that path imports neither torch nor pandas (numpy, the video readers, OpenCV and
+onnxruntime), so a bedside answer takes about a second instead of torch's import alone. The
+answer equals the torch engine's within 1e-4. `--engine torch` (or a `--device` other than
+cpu) runs the PyTorch network; `--cam` loads it for the Grad-CAM heatmaps whatever the engine.
+An export older than the run's weights is not used (a note says so). `--timing` prints the
+seconds of each stage: load (config, threshold, session or network), read (decode the frames),
+crop (grey, crop, resize), model, and cam when asked.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import json
 import math
 import os
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -39,7 +50,6 @@ from pathlib import Path
 
 import numpy as np
 
-from thyrovid.distributed import inference_device
 from thyrovid.errors import UserError
 from thyrovid.inference.newvideo import Box, cut_clips, short_video_note
 from thyrovid.options import add_device_argument, add_work_argument
@@ -52,8 +62,10 @@ from thyrovid.reliability import (
 )
 from thyrovid.reliability import to_json as cautions_json
 from thyrovid.runs import (
+    ONNX,
     check_threshold,
-    load_run,
+    read_config,
+    run_onnx,
     run_preprocessing,
     run_threshold,
     threshold_band,
@@ -61,6 +73,7 @@ from thyrovid.runs import (
 
 BOX_COLUMNS = ("video", "frame", "x0", "y0", "x1", "y1")
 BATCH = 8  # clips per forward pass
+ENGINES = ("auto", "onnx", "torch")
 
 
 def parse_box(text: str) -> Box:
@@ -81,6 +94,30 @@ def check_box(box: Box, shown: str) -> Box:
     return box
 
 
+def choose_engine(run_dir, engine: str, device: str) -> tuple[str, list[str]]:
+    """The engine that runs: "onnx" or "torch", and notes for the user.
+
+    "auto" takes RUN/model.onnx when `thyrovid export` wrote it from the run's current weights
+    and the device is the CPU (onnxruntime runs there); "onnx" requires it; "torch" never
+    uses it.
+    """
+    if engine not in ENGINES:
+        raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "torch":
+        return "torch", []
+    if engine == "onnx" and device not in ("cpu", "auto"):
+        raise UserError(f"--engine onnx runs on the CPU; for --device {device} use --engine torch")
+    if engine == "auto" and device != "cpu":
+        return "torch", []
+    path, why = run_onnx(run_dir)
+    if path is not None:
+        return "onnx", []
+    if engine == "onnx":
+        raise UserError(why)
+    stale = (Path(run_dir) / ONNX).is_file()  # auto: a stale export is worth a line, none is not
+    return "torch", ([f"{why}; predicting with torch meanwhile"] if stale else [])
+
+
 class Predictor:
     """A loaded run, ready to predict videos (load once, predict many: used by `serve`).
 
@@ -92,29 +129,68 @@ class Predictor:
         expand: override the box expansion.
         threshold: decision threshold on P(malignant); default the run's (metrics.json).
         tta: test-time views per clip, as in `thyrovid evaluate --tta`.
+        engine: "auto" (RUN/model.onnx through onnxruntime when `thyrovid export` wrote it and
+            the device is the CPU, else torch), "onnx" or "torch" (see `choose_engine`). The
+            ONNX engine imports no torch; Grad-CAM (`cam`) loads the torch network when asked.
+        timing: add the seconds of each stage (load, read, crop, model) to each result.
     """
 
-    def __init__(self, run_dir, device="cpu", work_dir=None, expand=None, threshold=None, tta=1):
-        self.run_dir, self.device, self.tta = Path(run_dir), inference_device(device), int(tta)
+    def __init__(
+        self, run_dir, device="cpu", work_dir=None, expand=None, threshold=None, tta=1,
+        engine="auto", timing=False,
+    ):  # fmt: skip
+        start = time.perf_counter()
+        self.run_dir, self.tta, self.timing = Path(run_dir), int(tta), bool(timing)
         if self.tta < 1:
             raise UserError("--tta must be >= 1")
-        self.model, self.config = load_run(self.run_dir, device=self.device)
+        self.config = read_config(self.run_dir)
+        self.engine, engine_notes = choose_engine(self.run_dir, engine, device)
         self._cam_model = None
         self._cam_stems: set[str] = set()  # heatmap file names written: never overwrite one
         self.prep, self.notes = run_preprocessing(self.run_dir, self.config, work_dir, expand)
         self.band = None  # the run's near-threshold band (metrics.json threshold.band)
+        self.notes = engine_notes + self.notes
+        self.model = self.onnx = None
+        if self.engine == "onnx":
+            from thyrovid.inference.onnxmodel import OnnxModel
+
+            self.device = "cpu"
+            self.onnx = OnnxModel(self.run_dir / ONNX, self._clip_shape())
+        else:
+            from thyrovid.distributed import inference_device
+            from thyrovid.runs import load_run
+
+            self.device = inference_device(device)
+            self.model, _ = load_run(self.run_dir, device=self.device)
         if threshold is not None:
             self.threshold, self.threshold_source = check_threshold(threshold), "--threshold"
         else:
             self.threshold, self.threshold_source = run_threshold(self.run_dir)
             self.band = threshold_band(self.run_dir) if self.threshold is not None else None
+        self.load_seconds = time.perf_counter() - start
+
+    def _clip_shape(self) -> tuple[int, ...]:
+        size = (self.prep.size, self.prep.size)
+        return (self.prep.frames, *size) if self.prep.dims == 3 else size
+
+    def engine_line(self) -> str:
+        """ "onnxruntime 1.20.1, 2 threads" / "torch 2.5.1, cpu, 2 threads": what runs the net."""
+        if self.onnx is not None:
+            import onnxruntime
+
+            return f"onnxruntime {onnxruntime.__version__}, {self.onnx.threads} threads"
+        import torch
+
+        return f"torch {torch.__version__}, {self.device}, {torch.get_num_threads()} threads"
 
     def clip_probs(self, x: np.ndarray) -> np.ndarray:
         """uint8 clips (N, T, S, S) or images (N, S, S) -> (N,) float64 P(malignant)."""
+        if self.onnx is not None:
+            return self.onnx.clip_probs(x, self.tta)
         import torch
 
         from thyrovid.clips.dataset import to_model_input
-        from thyrovid.inference.batch import tta_views
+        from thyrovid.inference.views import tta_views
 
         out = []
         for start in range(0, len(x), BATCH):  # bounded memory for many key frames
@@ -134,8 +210,14 @@ class Predictor:
         from thyrovid.explain.gradcam import grad_cam
 
         if self._cam_model is None:  # explain returns maps via .numpy(): keep them on the CPU
-            cpu = self.device == "cpu"
-            self._cam_model = self.model if cpu else copy.deepcopy(self.model).cpu().eval()
+            if self.model is None:  # the ONNX engine: Grad-CAM needs the torch network
+                from thyrovid.runs import load_run
+
+                self._cam_model, _ = load_run(self.run_dir, device="cpu")
+            elif self.device == "cpu":
+                self._cam_model = self.model
+            else:
+                self._cam_model = copy.deepcopy(self.model).cpu().eval()
         out = []
         for clip in x:  # one at a time: the backward pass of a full-size 3D net is large
             batch = to_model_input(torch.from_numpy(np.ascontiguousarray(clip))[None, None])
@@ -146,15 +228,16 @@ class Predictor:
 
     def predict(self, video_path, pairs: Sequence[tuple[int, Box]], cam=False, cam_dir=None):
         """Predict one video; see `predict_video` for the result."""
-        from thyrovid.inference.voting import soft_vote
+        from thyrovid.inference.voting import mean_vote
 
-        x, plans = cut_clips(video_path, pairs, self.prep)
+        seconds: dict[str, float] = {"load": self.load_seconds}
+        x, plans = cut_clips(video_path, pairs, self.prep, timing=seconds)
+        start = time.perf_counter()
         probs = self.clip_probs(x)
+        seconds["model"] = time.perf_counter() - start
         for plan, p in zip(plans, probs):
             plan["prob"] = float(p)
-        table = _vote_table(plans)
-        voted = soft_vote(table)
-        prob = float(voted.loc[voted["level"] == "video", "prob"].iloc[0])
+        prob = mean_vote([p["prob"] for p in plans])  # the video: mean of its clips
         decision = None
         if self.threshold is not None:
             decision = "malignant" if prob >= self.threshold else "benign"
@@ -162,6 +245,7 @@ class Predictor:
             "video": str(video_path),
             "run": self.run_dir.name,
             "model": {"arch": self.config.arch, "dims": int(self.config.dims)},
+            "engine": self.engine,
             "preprocessing": asdict(self.prep),
             "clips": plans,
             "prob": prob,
@@ -176,7 +260,11 @@ class Predictor:
             "warnings": [],
         }
         if cam or cam_dir is not None:
+            start = time.perf_counter()
             self._add_cams(result, x, video_path, cam_dir)
+            seconds["cam"] = time.perf_counter() - start
+        if self.timing:
+            result["timing"] = {k: round(v, 4) for k, v in seconds.items()}
         return result
 
     def _add_cams(self, result: dict, x: np.ndarray, video_path, cam_dir) -> None:
@@ -207,16 +295,6 @@ class Predictor:
         return name
 
 
-def _vote_table(plans: list[dict]):
-    import pandas as pd
-
-    return pd.DataFrame({
-        "clip_id": [f"f{p['frame']:05d}_{i}" for i, p in enumerate(plans)],
-        "patient_id": "video", "nodule_id": "video", "video_id": "video", "center": "",
-        "split": "", "label": 0, "prob": [p["prob"] for p in plans],
-    })  # fmt: skip
-
-
 def predict_video(
     run_dir: str | os.PathLike,
     video_path: str | os.PathLike,
@@ -227,6 +305,7 @@ def predict_video(
     threshold: float | None = None,
     cam_dir: str | os.PathLike | None = None,
     tta: int = 1,
+    engine: str = "auto",
 ) -> dict:
     """P(malignant) of one new video from its labelled key frames.
 
@@ -241,19 +320,24 @@ def predict_video(
         threshold: override the run's decision threshold.
         cam_dir: write `<video stem>_f<frame>.png` (montage) and `.avi` (heatmap video) here.
         tta: test-time views per clip.
+        engine: "auto" (RUN/model.onnx when exported and the device is the CPU), "onnx" or
+            "torch"; the answer is the same within 1e-4.
 
     Returns:
-        dict video, run, model, preprocessing, clips (per pair: frame, box, roi, first_frame,
-        n_frames, pad_before, prob), prob (video P(malignant), mean over clips), vote,
-        threshold (or None), threshold_source, decision ("malignant"/"benign"/None), margin
-        (`thyrovid.reliability.decision_margin`: difference, near, band, words; None without
-        a threshold), prob_interval (bootstrap over the clips; None for one clip), notes,
-        warnings (an all-zero Grad-CAM map, `thyrovid.reliability.empty_heatmap`).
+        dict video, run, model, engine ("onnx"/"torch"), preprocessing, clips (per pair:
+        frame, box, roi, first_frame, n_frames, pad_before, prob), prob (video P(malignant),
+        mean over clips), vote, threshold (or None), threshold_source, decision
+        ("malignant"/"benign"/None), margin (`thyrovid.reliability.decision_margin`:
+        difference, near, band, words; None without a threshold), prob_interval (bootstrap
+        over the clips; None for one clip), notes, warnings (an all-zero Grad-CAM map,
+        `thyrovid.reliability.empty_heatmap`).
 
     Raises:
         UserError / VideoError: unreadable video, key frame out of range, bad box.
     """
-    predictor = Predictor(run_dir, device, work_dir=work_dir, threshold=threshold, tta=tta)
+    predictor = Predictor(
+        run_dir, device, work_dir=work_dir, threshold=threshold, tta=tta, engine=engine
+    )
     return predictor.predict(video_path, boxes, cam=cam, cam_dir=cam_dir)
 
 
@@ -352,6 +436,12 @@ def add_arguments(parser) -> None:
         help="how --frame and the boxes file number frames: 0 (default) or 1 (as DICOM viewers "
         "do); the output's frames are 0-based",
     )  # fmt: skip
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="onnx: RUN/model.onnx (from `thyrovid export RUN`) through "
+                        "onnxruntime, no torch; torch: the PyTorch network; auto (default): "
+                        "onnx when exported and --device is cpu")  # fmt: skip
+    parser.add_argument("--timing", action="store_true",
+                        help="print the seconds of each stage (load, read, crop, model)")  # fmt: skip
 
 
 def _jobs(args) -> tuple[dict[str, list], list[str]]:
@@ -396,17 +486,26 @@ def _skipped_entry(video: str | None, reason: str) -> dict:
     return {"video": video, "skipped": reason, "prob": None, "decision": None, "clips": []}
 
 
+def _timing_line(r: dict, predictor: Predictor) -> str:
+    t = r["timing"]
+    stages = ", ".join(f"{k} {v:.3f} s" for k, v in t.items())
+    return f"timing: {r['video']}: {stages} ({r['engine']}: {predictor.engine_line()})"
+
+
 def run(args) -> int:
     """Predict each video; one line each (or JSON); a bad video or row is skipped with one line."""
     jobs, skipped = _jobs(args)
     for line in skipped:
         print(f"skipped: {line}", file=sys.stderr)
-    predictor = Predictor(args.run, args.device, args.work, args.expand, args.threshold, args.tta)
+    predictor = Predictor(args.run, args.device, args.work, args.expand, args.threshold,
+                          args.tta, engine=args.engine, timing=args.timing)  # fmt: skip
     results, bad = [], 0
     listed = [_skipped_entry(None, line) for line in skipped]  # --json lists what it skipped
     for video, pairs in jobs.items():
         try:
             results.append(to_json(predictor.predict(video, pairs, cam_dir=args.cam)))
+            if args.timing:
+                print(_timing_line(results[-1], predictor), file=sys.stderr)
         except UserError as exc:
             if len(jobs) == 1 and not args.boxes:
                 raise

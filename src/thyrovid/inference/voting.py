@@ -17,15 +17,20 @@ vote can therefore also be
     noisy-or  1 - prod(1 - p) over the nodules: P(at least one malignant) if the nodules were
               independent (0.957 there)
 
-`LEVELS` is the one list of these levels, finest first.
+`LEVELS` is the one list of these levels, finest first. `mean_vote` is the mean of one group
+(what `thyrovid predict` gives a video from its clips); pandas is imported only by `soft_vote`,
+so the torch-free ONNX path of `predict` does not pay for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LEVELS = ("clip", "video", "nodule", "patient")
 PATIENT_VOTES = ("mean", "max", "noisy-or")
@@ -43,6 +48,14 @@ _CLIP_COLUMNS = [
 
 
 # --------------------------------------------------------------------------- voting
+def mean_vote(probs: Sequence[float]) -> float:
+    """One level's vote from the probabilities of its members: their unweighted mean."""
+    values = np.asarray(probs, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("mean_vote: nothing to vote on")
+    return float(values.mean())
+
+
 def _qualified(keys: pd.DataFrame, own: str, parents: Sequence[str]) -> pd.Series:
     """Ids for one level: the own id, or, if any own id is ambiguous, "parent/.../own" for all.
 
@@ -83,6 +96,8 @@ def soft_vote(clips_with_prob: pd.DataFrame, patient_vote: str = "mean") -> pd.D
     """
     if patient_vote not in PATIENT_VOTES:
         raise ValueError(f"patient_vote must be one of {PATIENT_VOTES}, got {patient_vote!r}")
+    import pandas as pd
+
     df = clips_with_prob.copy()
     if "nodule_id" not in df.columns:
         df["nodule_id"] = df["patient_id"]

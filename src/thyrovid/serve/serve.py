@@ -12,7 +12,8 @@
                     {"error": ...}.
 
 The prediction is `thyrovid.inference.predict.Predictor.predict`, the same code as `thyrovid predict`;
-the model is loaded once when the app starts. Uploads go to a temporary folder that is removed
+the model is loaded once when the app starts: RUN/model.onnx through onnxruntime when `thyrovid
+export RUN` wrote it (`--engine auto`, the default; `onnx` or `torch` to choose). Uploads go to a temporary folder that is removed
 after the request; the answer never contains the file name or any DICOM identifier.
 No authentication: keep the default host 127.0.0.1 unless a proxy in front handles access.
 """
@@ -62,7 +63,7 @@ def _answer(result: dict) -> dict:
             item["heatmap_png"] = _png_base64(c["montage"])
         clips.append(item)
     keep = ("prob", "decision", "threshold", "threshold_source", "vote", "run", "model",
-            "preprocessing", "notes", "margin", "prob_interval", "warnings")  # fmt: skip
+            "engine", "preprocessing", "notes", "margin", "prob_interval", "warnings")  # fmt: skip
     return {**{k: result[k] for k in keep}, "clips": clips}
 
 
@@ -111,6 +112,7 @@ def create_app(
     device: str = "cpu",
     work_dir: str | os.PathLike | None = None,
     max_upload_mb: int = 2048,
+    engine: str = "auto",
 ):
     """The FastAPI app serving one run.
 
@@ -119,6 +121,7 @@ def create_app(
         device: torch device for inference.
         work_dir: the run's work folder, when the run does not record its extract parameters.
         max_upload_mb: largest accepted video.
+        engine: "auto", "onnx" or "torch" (see `thyrovid.inference.predict.choose_engine`).
 
     Returns:
         fastapi.FastAPI.
@@ -130,7 +133,7 @@ def create_app(
 
     from thyrovid.inference.predict import Predictor, parse_box
 
-    predictor = Predictor(run_dir, device, work_dir=work_dir)
+    predictor = Predictor(run_dir, device, work_dir=work_dir, engine=engine)
     lock = threading.Lock()  # one prediction at a time: Grad-CAM hooks the shared model
     app = FastAPI(title="thyrovid", description=__doc__.split("\n\n")[0])
 
@@ -147,6 +150,7 @@ def create_app(
         return {
             "run": predictor.run_dir.name,
             "model": {"arch": predictor.config.arch, "dims": int(predictor.config.dims)},
+            "engine": predictor.engine,
             "preprocessing": asdict(predictor.prep) | {"notes": predictor.notes},
             "threshold": predictor.threshold,
             "threshold_source": predictor.threshold_source,
@@ -184,6 +188,9 @@ def add_arguments(parser) -> None:
     add_device_argument(parser, default="cpu")
     add_work_argument(parser)
     parser.add_argument("--max-upload-mb", type=int, default=2048, help="largest video accepted")
+    parser.add_argument("--engine", choices=("auto", "onnx", "torch"), default="auto",
+                        help="onnx: RUN/model.onnx through onnxruntime; torch: PyTorch; auto "
+                        "(default): onnx when `thyrovid export RUN` wrote it")  # fmt: skip
 
 
 def run(args) -> int:
@@ -193,7 +200,7 @@ def run(args) -> int:
         import uvicorn
     except ImportError:
         raise UserError(f"thyrovid serve needs uvicorn: {INSTALL}") from None
-    app = create_app(args.run, args.device, args.work, args.max_upload_mb)
+    app = create_app(args.run, args.device, args.work, args.max_upload_mb, args.engine)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host} without authentication", file=sys.stderr)
     print(f"thyrovid serve: http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr)
