@@ -28,6 +28,14 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path):
         assert (run / "model.safetensors").is_file()
         metrics = json.loads((run / "metrics.json").read_text())
         assert {"val", "test", "external"} <= set(metrics["splits"])
+    # the demo's CPU recipe is what train got, and config.yaml says so
+    import yaml
+
+    config = yaml.safe_load((out / "runs" / "3d_resnet50" / "config.yaml").read_text())
+    recipe = summary["recipe"]
+    for key in ("schedule", "balance", "val_level", "temporal_strides", "epochs"):
+        assert config[key] == recipe[key]
+    assert recipe["schedule"] == "cosine" and recipe["temporal_strides"] == [1, 2, 2, 2, 2]
     assert (out / "readers" / "table4.md").is_file()
     assert (out / "cam" / "cam.csv").is_file()
     html = (out / "report.html").read_text()
