@@ -44,7 +44,7 @@ async function loadInfo() {
   const p = info.preprocessing;
   const thr = info.threshold === null ? "no threshold (run thyrovid evaluate)"
     : `threshold ${f4(info.threshold)} (${info.threshold_source})`;
-  $("run").textContent = `run ${info.run}: ${info.model.arch}, ${info.model.dims}D; clips of ` +
+  $("run").textContent = `run \u201c${info.run}\u201d: ${info.model.arch}, ${info.model.dims}D; clips of ` +
     `${p.frames} frames, ${p.size} px, box \u00d7${p.expand}; ${thr}`;
   $("expand").textContent = p.expand;
   document.querySelector('[data-mode="annotate"]').hidden = !info.modes.annotate;
@@ -268,14 +268,14 @@ function stepKey(dir) {
 function stop() {
   if (S.playing) clearInterval(S.playing);
   S.playing = null;
-  $("play").textContent = "\u25B6 play";
+  $("play").textContent = "play";
 }
 function play() {
   if (!S.video) return;
   if (S.playing) { stop(); return; }
   const fps = Math.min(30, S.video.fps || 10);
   S.playing = setInterval(() => goto(S.frame + 1 < S.video.n_frames ? S.frame + 1 : 0), 1000 / fps);
-  $("play").textContent = "\u23F8 pause";
+  $("play").textContent = "pause";
 }
 
 // ------------------------------------------------------------------ predicting
