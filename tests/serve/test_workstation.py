@@ -136,8 +136,20 @@ def test_an_upload_over_the_limit_is_413(station):
         extra = {"data": {"frame": "1", "box": "1,1,9,9"}} if url == "/predict" else {}
         answer = small.post(url, files={"file": ("x.dcm", io.BytesIO(data))}, **extra)
         assert answer.status_code == 413 and "larger than" in answer.json()["error"]
-    assert "annotate" in small.get("/api/info").json()["modes"]
-    assert small.get("/api/annotations?video=x").status_code == 404
+    assert small.get("/api/info").json()["modes"] == {"root": True, "annotate": False,
+                                                      "study": False}  # fmt: skip
+    off = small.get("/api/study")
+    assert off.status_code == 404 and off.json()["error"] == (
+        "--study: this server was not started with --study")  # fmt: skip
+
+
+def test_modes_that_need_another_option_say_which(station):
+    from thyrovid.errors import UserError
+
+    with pytest.raises(UserError, match="--annotate needs --root"):
+        make_app(station, root=None)
+    with pytest.raises(UserError, match="--study CASES and --readers-out READERS_CSV go together"):
+        make_app(station, readers_out=None)
 
 
 def test_an_upload_opens_and_predicts_without_its_file_name(client, station):

@@ -54,9 +54,7 @@ class Study:
         self.scale, self.seed = scale, int(seed)
         self.cases: dict[str, dict] = {}
         for row in cohort.rows.itertuples():
-            case = self.cases.setdefault(
-                str(row.patient_id), {"truth": 0, "videos": {}, "nodules": {}}
-            )
+            case = self.cases.setdefault(str(row.patient_id), {"truth": 0, "videos": {}})
             case["truth"] = max(case["truth"], int(row.label))
             pairs = case["videos"].setdefault(str(row.video_path), [])
             pairs.append((int(row.frame), (row.x0, row.y0, row.x1, row.y1)))
