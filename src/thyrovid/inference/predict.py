@@ -276,6 +276,7 @@ class Predictor:
             empty = empty_heatmap(res.cam, f"{Path(video_path).name}, key frame {plan['frame']}")
             result["warnings"] += cautions_json(empty)
             plan["montage"] = montage(clip, cam3)  # (2S, nS, 3) uint8 RGB, not JSON
+            plan["heatmap"] = cam3.astype(np.float32)  # (T, S, S) in [0, 1]: serve's overlay
             if cam_dir is not None:
                 out = Path(cam_dir)
                 out.mkdir(parents=True, exist_ok=True)
@@ -314,7 +315,8 @@ def predict_video(
         video_path: any video `thyrovid.io.open_video` reads (DICOM, AVI/MP4, frame folder).
         boxes: (key frame, (x0, y0, x1, y1)) pairs: 0-based frame, box in pixels of the
             original frame, x1/y1 exclusive.
-        cam: also compute Grad-CAM; each clip dict then holds `montage` (uint8 RGB array).
+        cam: also compute Grad-CAM; each clip dict then holds `montage` (uint8 RGB array)
+            and `heatmap` (the map, float32 (T, S, S) in [0, 1], one per window frame).
         device: torch device.
         work_dir: the run's work folder (only needed when the run does not record it).
         threshold: override the run's decision threshold.

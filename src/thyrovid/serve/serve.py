@@ -16,6 +16,12 @@ the model is loaded once when the app starts: RUN/model.onnx through onnxruntime
 export RUN` wrote it (`--engine auto`, the default; `onnx` or `torch` to choose). Uploads go to a temporary folder that is removed
 after the request; the answer never contains the file name or any DICOM identifier.
 No authentication: keep the default host 127.0.0.1 unless a proxy in front handles access.
+
+The page is the clinician's workstation (`static/index.html`, `app.js`, `app.css`: no build
+step, no CDN): open a video (upload, or a path under `--root`), scrub and play it, draw boxes
+on 1-10 key frames, predict with the threshold, the margin and the Grad-CAM over the frames;
+`--annotate COHORT_CSV` saves the boxes to cohort.csv, `--study CASES --readers-out
+READERS_CSV` runs a reader study. Its JSON API is `thyrovid.serve.workstation` (under /api).
 """
 
 import base64
@@ -29,9 +35,11 @@ from typing import Annotated
 
 from thyrovid.errors import UserError
 from thyrovid.options import add_device_argument, add_work_argument
+from thyrovid.serve.videos import TooLarge
 
 INSTALL = "pip install thyrovid[serve]  (fastapi, uvicorn, python-multipart)"
 STATIC = Path(__file__).resolve().parent / "static"
+STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
 UPLOAD_CHUNK = 1 << 20
 KNOWN_SUFFIXES = {".dcm", ".dicom", ".dic", ".avi", ".mp4", ".mov", ".mkv", ".m4v", ".mpg",
                   ".mpeg", ".wmv"}  # fmt: skip
@@ -58,7 +66,7 @@ def _answer(result: dict) -> dict:
     """The JSON answer: the prediction without file paths, montages as base64 PNG."""
     clips = []
     for c in result["clips"]:
-        item = {k: v for k, v in c.items() if k not in ("montage", "cam_png", "cam_avi")}
+        item = {k: v for k, v in c.items() if k not in ("montage", "heatmap", "cam_png", "cam_avi")}
         if "montage" in c:
             item["heatmap_png"] = _png_base64(c["montage"])
         clips.append(item)
@@ -100,7 +108,7 @@ def _save_upload(upload, path: Path, max_bytes: int) -> Path:
         while chunk := upload.file.read(UPLOAD_CHUNK):
             size += len(chunk)
             if size > max_bytes:
-                raise UserError(f"uploaded video is larger than {max_bytes >> 20} MiB")
+                raise TooLarge(f"uploaded video is larger than {max_bytes >> 20} MiB")
             fh.write(chunk)
     if size == 0:
         raise UserError("uploaded video is empty")
@@ -113,6 +121,12 @@ def create_app(
     work_dir: str | os.PathLike | None = None,
     max_upload_mb: int = 2048,
     engine: str = "auto",
+    root: str | os.PathLike | None = None,
+    annotate: str | os.PathLike | None = None,
+    study: str | os.PathLike | None = None,
+    readers_out: str | os.PathLike | None = None,
+    seed: int = 0,
+    score_scale: str = "probability",
 ):
     """The FastAPI app serving one run.
 
@@ -122,6 +136,12 @@ def create_app(
         work_dir: the run's work folder, when the run does not record its extract parameters.
         max_upload_mb: largest accepted video.
         engine: "auto", "onnx" or "torch" (see `thyrovid.inference.predict.choose_engine`).
+        root: folder whose videos the page may open by path (never outside it).
+        annotate: cohort.csv the page's boxes are saved to (needs `root`).
+        study: a cohort.csv of reading-study cases (needs `readers_out`).
+        readers_out: the readers.csv the study's readings are written to.
+        seed: the study's case order seed.
+        score_scale: what a reader's score is: "probability" or "tirads".
 
     Returns:
         fastapi.FastAPI.
@@ -129,13 +149,35 @@ def create_app(
     _require_fastapi()
     from fastapi import FastAPI, File, Form, UploadFile
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
     from thyrovid.inference.predict import Predictor, parse_box
+    from thyrovid.serve.annotate import Annotator
+    from thyrovid.serve.study import Study
+    from thyrovid.serve.videos import VideoStore
+    from thyrovid.serve.workstation import add_routes
 
+    if annotate is not None and root is None:
+        raise UserError("--annotate needs --root VIDEOS: the folder whose videos are annotated")
+    if (study is None) != (readers_out is None):
+        raise UserError("--study CASES and --readers-out READERS_CSV go together")
     predictor = Predictor(run_dir, device, work_dir=work_dir, engine=engine)
+    store = VideoStore(root, max_upload_mb << 20)
+    annotator = Annotator(annotate) if annotate is not None else None
+    reading = Study(study, readers_out, seed, score_scale) if study is not None else None
     lock = threading.Lock()  # one prediction at a time: Grad-CAM hooks the shared model
     app = FastAPI(title="thyrovid", description=__doc__.split("\n\n")[0])
+    app.router.add_event_handler("shutdown", store.close)
+
+    def locked_predict(path, pairs, cam, name):
+        """`Predictor.predict` under the lock; a reader's error line names the video as `name`."""
+        try:
+            with lock:
+                return predictor.predict(path, pairs, cam=cam)
+        except UserError as exc:
+            raise UserError(str(exc).replace(str(path), name)) from None
+
+    add_routes(app, predictor, locked_predict, store, annotator, reading)
 
     @app.exception_handler(RequestValidationError)
     async def bad_form(request, exc: RequestValidationError):  # not FastAPI's 422 detail list
@@ -144,6 +186,12 @@ def create_app(
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
         return (STATIC / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/static/{name}")
+    def static(name: str):
+        if name not in STATIC_FILES:
+            return JSONResponse({"error": f"static: no file {name!r}"}, 404)
+        return FileResponse(STATIC / name, media_type=STATIC_FILES[name])
 
     @app.get("/info")
     def info() -> dict:
@@ -174,7 +222,8 @@ def create_app(
                     result = predictor.predict(path, pairs, cam=cam)
             except UserError as exc:  # the temp path means nothing to the user
                 message = str(exc).replace(str(path), "uploaded video")
-                return JSONResponse({"error": message.replace(folder, "upload")}, 400)
+                status = 413 if isinstance(exc, TooLarge) else 400
+                return JSONResponse({"error": message.replace(folder, "upload")}, status)
         return _answer(result)
 
     return app
@@ -189,8 +238,30 @@ def add_arguments(parser) -> None:
     add_work_argument(parser)
     parser.add_argument("--max-upload-mb", type=int, default=2048, help="largest video accepted")
     parser.add_argument("--engine", choices=("auto", "onnx", "torch"), default="auto",
-                        help="onnx: RUN/model.onnx through onnxruntime; torch: PyTorch; auto "
-                        "(default): onnx when `thyrovid export RUN` wrote it")  # fmt: skip
+                        help="onnx: RUN/model.onnx through onnxruntime (no torch); torch: the "
+                        "PyTorch network; auto (default): onnx when exported and --device cpu")  # fmt: skip
+    parser.add_argument(
+        "--root",
+        metavar="VIDEOS",
+        help="folder whose videos the page may open by path (never outside it)",
+    )
+    parser.add_argument("--annotate", metavar="COHORT_CSV",
+                        help="annotate mode: save the page's boxes to this cohort.csv "
+                        "(needs --root)")  # fmt: skip
+    parser.add_argument(
+        "--study",
+        metavar="CASES",
+        help="reading mode: a cohort.csv of the study's cases (patients)",
+    )
+    parser.add_argument(
+        "--readers-out",
+        metavar="READERS_CSV",
+        help="reading mode: the readers.csv the readings go to (resumable)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="reading mode: case order seed")
+    parser.add_argument("--score-scale", choices=("probability", "tirads"),
+                        default="probability",
+                        help="reading mode: a score is P(malignant) 0-1 or TI-RADS 1-5")  # fmt: skip
 
 
 def run(args) -> int:
@@ -200,7 +271,11 @@ def run(args) -> int:
         import uvicorn
     except ImportError:
         raise UserError(f"thyrovid serve needs uvicorn: {INSTALL}") from None
-    app = create_app(args.run, args.device, args.work, args.max_upload_mb, args.engine)
+    app = create_app(
+        args.run, args.device, args.work, args.max_upload_mb, root=args.root,
+        annotate=args.annotate, study=args.study, readers_out=args.readers_out, seed=args.seed,
+        score_scale=args.score_scale, engine=args.engine,
+    )  # fmt: skip
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host} without authentication", file=sys.stderr)
     print(f"thyrovid serve: http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr)
