@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "write a synthetic ultrasound phantom cohort (DICOM + cohort.csv)",
     ),
     "probe": ("thyrovid.io.probe", "print a video's metadata (never patient identifiers)"),
+    "import": (
+        "thyrovid.cohort.import",
+        "CVAT video XML or COCO JSON box exports -> cohort.csv (ids as the annotator wrote them)",
+    ),
     "check": (
         "thyrovid.clips.check",
         "check a cohort before extraction: decoding, sizes, sector, duplicates, balance",
