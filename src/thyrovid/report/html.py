@@ -97,6 +97,29 @@ def figure(png: bytes | None, caption: str, alt: str = "") -> str:
     )
 
 
+# cv2.COLORMAP_INFERNO (thyrovid.explain.overlay) at 0, 1/8, ..., 1: the heatmaps' colours
+INFERNO = ("#000004", "#1f0c48", "#550f6d", "#88226a", "#ba3655", "#e35933", "#f98c0a",
+           "#f9c932", "#fcffa4")  # fmt: skip
+
+
+def colour_bar(low: str = "0: none", high: str = "1: the clip's maximum", note: str = "") -> str:
+    """A vertical colour bar of the heatmaps' colour map (inferno), labelled at both ends."""
+    stops = ", ".join(INFERNO[::-1])
+    extra = f'<span class="cbar-note">{esc(note)}</span>' if note else ""
+    return (
+        f'<div class="cbar" role="img" aria-label="colour bar: {esc(low)} to {esc(high)}">'
+        f'<span class="cbar-end">{esc(high)}</span>'
+        f'<span class="cbar-ramp" style="background: linear-gradient({stops})"></span>'
+        f'<span class="cbar-end">{esc(low)}</span>{extra}</div>'
+    )
+
+
+def heatmap_figure(png: bytes | None, caption: str, bar: str | None = None) -> str:
+    """`figure` of a heatmap with a colour bar beside it; empty text when there is no image."""
+    fig = figure(png, caption)
+    return f'<div class="heat">{fig}{bar or colour_bar()}</div>' if fig else ""
+
+
 def para(text: str, cls: str = "note") -> str:
     return f'<p class="{cls}">{esc(text)}</p>'
 

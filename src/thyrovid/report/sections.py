@@ -42,8 +42,11 @@ CONFIG_ROWS = (
 )  # fmt: skip
 TRAIN_FLAGS = {"arch": "--arch", "dims": "--dims", "width": "--width", "epochs": "--epochs",
                "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed"}  # fmt: skip
-CAM_COLUMNS = ("clip_id", "label", "prob", "energy_in_mask", "mask_fraction", "energy_ratio",
-               "pointing_hit")  # fmt: skip
+CAM_COLUMNS = ("clip_id", "label", "prob", "cam_max", "warning", "energy_in_mask",
+               "mask_fraction", "energy_ratio", "pointing_hit")  # fmt: skip
+# cam.csv columns that need the phantom's truth (calcification masks): shown only when filled
+CAM_TRUTH_COLUMNS = (("energy_in_mask", "Energy in mask"), ("mask_fraction", "Mask fraction"),
+                     ("energy_ratio", "Energy ratio"), ("pointing_hit", "Pointing hit"))  # fmt: skip
 MAX_MONTAGES = 24
 
 

@@ -12,8 +12,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from thyrovid.report.html import Section, ci, figure, num, para, png_file, pval, table
-from thyrovid.report.sections import CAM_COLUMNS, MAX_MONTAGES, _read, show
+from thyrovid.report.html import (
+    Section,
+    ci,
+    colour_bar,
+    figure,
+    heatmap_figure,
+    limits_box,
+    num,
+    para,
+    png_file,
+    pval,
+    table,
+)
+from thyrovid.report.sections import CAM_COLUMNS, CAM_TRUTH_COLUMNS, MAX_MONTAGES, _read, show
 
 T4_METRICS = (("Accuracy", "accuracy"), ("Sensitivity", "sensitivity"),
               ("Specificity", "specificity"), ("PPV", "ppv"), ("NPV", "npv"))  # fmt: skip
@@ -163,13 +175,29 @@ def _yes_no(hit: object) -> str:
     return "NA" if text == "NA" else ("yes" if float(text) >= 0.5 else "no")
 
 
+def _empty_map(row) -> str:
+    """The warning of an all-zero map ("" when the map is not empty or cam.csv predates it)."""
+    warning = row.warning if isinstance(row.warning, str) else ""
+    if warning.strip():
+        return warning.strip()
+    peak = pd.to_numeric(pd.Series([row.cam_max]), errors="coerce").iloc[0]
+    return "the heatmap is all zeros (cam_max 0): it shows nothing" if peak == 0 else ""
+
+
 def cam_section(folder: Path, skipped: list[str]) -> Section | None:
+    """Grad-CAM: cam.csv's table (phantom-only columns when filled), montages with colour bars,
+    empty maps flagged in a limits box, the table and the caption."""
     cam = _read(folder / "cam.csv", skipped,
                 lambda p: pd.read_csv(p, usecols=lambda c: c in CAM_COLUMNS, dtype={"clip_id": str}))  # fmt: skip
     if cam is None or "clip_id" not in cam.columns or cam.empty:
         return None
     cam = cam.reindex(columns=list(CAM_COLUMNS))
-    parts = []
+    truth_cols = [(c, h) for c, h in CAM_TRUTH_COLUMNS
+                  if pd.to_numeric(cam[c], errors="coerce").notna().any()]  # fmt: skip
+    empty = {r.clip_id: _empty_map(r) for r in cam.itertuples()}
+    empty = {k: v.removeprefix(f"{k}: ") for k, v in empty.items() if v}  # cam's "<clip>: ..."
+    parts = [limits_box([f"{clip}: {why}" for clip, why in empty.items()],
+                        title="Empty heatmaps")]  # fmt: skip
     ratio = pd.to_numeric(cam["energy_ratio"], errors="coerce").dropna()
     hit = pd.to_numeric(cam["pointing_hit"], errors="coerce").dropna()
     if len(ratio):
@@ -178,11 +206,15 @@ def cam_section(folder: Path, skipped: list[str]) -> Section | None:
                           f"pointing game {num(hit.mean()) if len(hit) else 'NA'} (share of clips "
                           "whose hottest voxel lies on a calcification).", cls="how"))  # fmt: skip
     label = {0: "benign", 1: "malignant"}
-    rows = [[r.clip_id, label.get(r.label, r.label), num(r.prob), num(r.energy_in_mask),
-             num(r.mask_fraction), num(r.energy_ratio), _yes_no(r.pointing_hit)]
-            for r in cam.itertuples()]  # fmt: skip
-    head = ["Clip", "Truth", "P(malignant)", "Energy in mask", "Mask fraction", "Energy ratio",
-            "Pointing hit"]  # fmt: skip
+    cells = {"energy_in_mask": num, "mask_fraction": num, "energy_ratio": num,
+             "pointing_hit": _yes_no}  # fmt: skip
+    # the Map column needs cam.csv's cam_max (thyrovid >= the one that wrote it) or a flag
+    checked = bool(empty) or pd.to_numeric(cam["cam_max"], errors="coerce").notna().any()
+    rows = [[r.clip_id, label.get(r.label, r.label), num(r.prob)]
+            + (["EMPTY (all zeros)" if r.clip_id in empty else "ok"] if checked else [])
+            + [cells[c](getattr(r, c)) for c, _ in truth_cols] for r in cam.itertuples()]  # fmt: skip
+    head = ["Clip", "Truth", "P(malignant)"] + (["Map"] if checked else [])
+    head += [h for _, h in truth_cols]
     parts.append(table(head, rows))
     figs, root = [], folder.resolve()
     for r in cam.head(MAX_MONTAGES).itertuples():
@@ -192,12 +224,19 @@ def cam_section(folder: Path, skipped: list[str]) -> Section | None:
         cap = f"{r.clip_id}: {label.get(r.label, r.label)}, P(malignant) {num(r.prob)}" + (
             f", energy ratio {num(r.energy_ratio)}" if num(r.energy_ratio) != "NA" else ""
         )
-        figs.append(figure(png_file(path), cap))
+        bar = colour_bar()
+        if r.clip_id in empty:
+            cap += f". EMPTY MAP: {empty[r.clip_id]}"
+            bar = colour_bar(note="empty map: all 0")
+        figs.append(heatmap_figure(png_file(path), cap, bar))
     if any(figs):
         parts.append('<div class="grid">' + "".join(figs) + "</div>")
     if len(cam) > MAX_MONTAGES:
         parts.append(para(f"Montages of the first {MAX_MONTAGES} of {len(cam)} clips shown."))
     how = ("Grad-CAM of the malignancy output (top row: frames; bottom: the map over them, "
-           "bright yellow = strongest evidence for malignancy, dark = none). Energy ratio: share of the map on the "
-           "calcifications divided by their share of the clip; above 1 means it looks at them.")  # fmt: skip
+           "coloured as the bar beside each: bright yellow = strongest evidence for malignancy "
+           "in that clip (maps are scaled to the clip's maximum), dark = none).")  # fmt: skip
+    if truth_cols:
+        how += (" Energy ratio: share of the map on the calcifications divided by their share "
+                "of the clip; above 1 means it looks at them (phantom truth only).")  # fmt: skip
     return Section("gradcam", "Grad-CAM", how, parts)
