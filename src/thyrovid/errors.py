@@ -1,5 +1,7 @@
 """Errors a user can cause. The CLI prints them as one line and exits with code 2."""
 
+import os
+
 
 class UserError(Exception):
     """A problem with the user's input (file, row, argument), not a bug.
@@ -14,3 +16,16 @@ class VideoError(UserError):
 
 class CohortError(UserError):
     """A cohort.csv row or file that does not satisfy the contract."""
+
+
+def plain(exc: BaseException) -> str:
+    """An exception's message for a user's line with its paths as written.
+
+    ``str()`` of an OSError quotes its file name with ``repr()``, which doubles every backslash
+    of a Windows path ('C:\\\\data\\\\x.dcm'); this gives its reason and the name plainly
+    ("No such file or directory: C:\\data\\x.dcm"). Other exceptions: ``str()``.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        names = [os.fsdecode(n) for n in (exc.filename, exc.filename2) if n is not None]
+        return exc.strerror + "".join(f": {n}" for n in names)
+    return str(exc)

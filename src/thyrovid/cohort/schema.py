@@ -248,7 +248,7 @@ def _parse_row(rec, found, extras, base: Path, row: int, source: str, videos=Non
             videos[out["video"]] = cached
     out["video_path"] = cached[0]
     if not cached[1]:
-        return None, Problem(row, f"video {out['video']!r} not found", source)
+        return None, Problem(row, f"video '{out['video']}' not found", source)
     for col in extras:
         out[col] = rec[col]
     return out, None

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from pydicom.uid import UID
 
-from thyrovid.errors import VideoError
+from thyrovid.errors import VideoError, plain
 from thyrovid.io import dicom_meta
 from thyrovid.io.base import Video, VideoInfo
 from thyrovid.io.fragments import FragmentIndex, pixel_data_value, pread_exact
@@ -76,7 +76,7 @@ _JPEG_PHOTOMETRICS = {
 
 
 def _one_line(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    text = " ".join(line.strip() for line in plain(exc).splitlines() if line.strip())
     text = text or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -106,12 +106,12 @@ class VideoStore:
         if not rel:
             raise UserError("path: empty; give a video path relative to the --root folder")
         if os.path.isabs(rel) or rel.startswith("\\"):
-            raise UserError(f"path {rel!r}: give it relative to the --root folder")
+            raise UserError(f"path '{rel}': give it relative to the --root folder")
         target = (self.root / rel).resolve()
         if target != self.root and self.root not in target.parents:
-            raise UserError(f"path {rel!r}: outside the --root folder")
+            raise UserError(f"path '{rel}': outside the --root folder")
         if not target.exists():
-            raise UserError(f"path {rel!r}: no such file or folder under --root")
+            raise UserError(f"path '{rel}': no such file or folder under --root")
         return target
 
     def open_path(self, rel: str) -> Entry:
