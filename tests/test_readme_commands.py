@@ -123,7 +123,7 @@ def test_demo_help_says_what_full_changes(capsys):
         main(["demo", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "(default resnet50; --full inception_resnet_v2)" in out
-    assert "(default 8; --full 100)" in out and "32x224x224" in out
+    assert "(default 10; --full 100)" in out and "32x224x224" in out
 
 
 def test_readme_predict_boxes_says_a_frame_beyond_the_video_skips_that_video():
