@@ -368,6 +368,18 @@ class DicomVideo(Video):
             self._bitstream = Bitstream(self.path, self._fd, self._index.locate(0), self.n_frames)
         return self._bitstream.decode(indices)
 
+    def encoded_frame(self, i: int) -> bytes | None:
+        """Frame i's bytes as stored (no decoding; None for video syntaxes): equal for two
+        files with the same pixel data, whatever their headers say."""
+        self._check_open()
+        i = self._check_index(i)
+        if self.decoder == "native":
+            offset = self._value_offset + i * self._frame_length
+            return pread_exact(self._fd, self._frame_length, offset, self.path, f"frame {i}")
+        if self.decoder == "pyav":
+            return None
+        return self._index.read(i)
+
     def _read(self, i: int) -> np.ndarray:
         return next(iter(self._decode_sorted([i])))[1]
 
