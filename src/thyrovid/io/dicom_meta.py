@@ -191,6 +191,8 @@ class Header:
 
 
 def _show(value) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        value = int(value)
     text = repr(value)
     return one_line(text if len(text) <= 40 else text[:37] + "...")
 
