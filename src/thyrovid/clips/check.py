@@ -118,8 +118,20 @@ def shared_videos(rows, results: dict, source: str) -> list[str]:
     `rows`: cohort rows (video_path, video, patient_id, label, split); `results`: video_path
     -> `video_digests` (missing for videos that did not open).
     """
-    results = {p: results.get(p, {}) for p in rows["video_path"].unique()}
-    return [p["line"] for p in _duplicates(rows, results, source) if p["severity"] == "error"]
+    results = {p: results.get(p) or {} for p in rows["video_path"].unique()}
+    path_of = rows.groupby("video", sort=False)["video_path"].first().to_dict()
+    out, named = [], set()
+    for problem in _duplicates(rows, results, source):
+        path = path_of[problem["video"]]
+        if problem["severity"] != "error" or path in named:
+            continue  # a copy already named on the line of its twin: one line per recording
+        out.append(problem["line"])
+        named.add(path)
+        for key in ("file_digest", "uid_digest", "pixel_digest"):
+            digest = results[path].get(key)
+            if digest:
+                named |= {q for q, r in results.items() if r.get(key) == digest}
+    return out
 
 
 def _wanted_frames(job: dict, n: int) -> list[int]:

@@ -172,12 +172,12 @@ def _read_headers(cohort: Cohort, cache_file: Path) -> dict[str, object]:
 class SharedVideosError(UserError):
     """Videos that are another patient's recording too; `lines` names each (one line each)."""
 
-    def __init__(self, lines: list[str], source: str):
+    def __init__(self, lines: list[str]):
         self.lines = lines
+        more = f" ({len(lines) - 1} more such video(s) above)" if len(lines) > 1 else ""
         super().__init__(
-            f"{source}: {len(lines)} video(s) shared between patients (lines above): one "
-            "recording on both sides of a split leaks into every result; fix the rows, or pass "
-            "--allow-shared-videos when the sharing is intended"
+            f"{lines[0]}{more}; nothing extracted: fix the rows, or pass --allow-shared-videos "
+            "when the sharing is intended"
         )
 
 
@@ -423,7 +423,7 @@ def _validate_and_plan(
     # Leakage, among the rows that would be cut, before any clip is.
     shared = shared_videos(cohort.rows, digests, cohort.path.name) if len(cohort.rows) else []
     if shared and not allow_shared_videos:
-        raise SharedVideosError(shared, cohort.path.name)
+        raise SharedVideosError(shared)
     patients = patient_table(cohort.rows)
     warnings = shared + unknown_centers(patients, external_centers)
     warnings += list(conflicts(patients, external_centers).values())
@@ -535,7 +535,7 @@ def run(args) -> int:
             allow_shared_videos=args.allow_shared_videos,
         )
     except SharedVideosError as exc:
-        for line in exc.lines:
+        for line in exc.lines[1:]:
             print(f"error: {line}", file=sys.stderr)
         raise
     for line in report.warnings:
