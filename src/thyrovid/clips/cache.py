@@ -135,7 +135,8 @@ def extract_video(job: dict) -> list[tuple[int, str | None]]:
                     crops[n_done] = {}
                     n_done += 1
     except UserError as exc:
-        msg = f"video could not be decoded ({exc})"
+        why = str(exc).removeprefix(f"{job['video_path']}: ")  # the row names the video
+        msg = f"video {job.get('video', job['video_path'])!r} could not be decoded: {why}"
         return [(c["row"], None) for c in clips[:n_done]] + [
             (c["row"], msg) for c in clips[n_done:]
         ]
@@ -158,7 +159,14 @@ def video_jobs(plan: pd.DataFrame, work: Path, frames: int, size: int) -> list[d
     for rec in plan.to_dict("records"):
         path = rec["video_path"]
         job = jobs.setdefault(
-            path, {"video_path": path, "size": size, "frames": frames, "clips": []}
+            path,
+            {
+                "video_path": path,
+                "video": rec.get("video", path),
+                "size": size,
+                "frames": frames,
+                "clips": [],
+            },  # fmt: skip
         )
         job["clips"].append({
             "row": rec["row"],
