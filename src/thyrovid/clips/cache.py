@@ -85,13 +85,42 @@ def _is_done_parsed(path: Path, shape: tuple[int, ...]) -> bool:
 
 def remove_stale_temps(work: Path) -> None:
     """Delete temporary files a killed run left behind (never complete, never used)."""
-    for folder in (work, work / "clips", work / "images"):
-        for tmp in folder.glob(".*.tmp-*"):
-            tmp.unlink(missing_ok=True)
+    from thyrovid.atomic import remove_stale_temps as remove
+
+    remove(work, work / "clips", work / "images")
 
 
-def _init_worker() -> None:
+def die_with_parent(parent: int) -> None:
+    """Make this worker process end when `parent` does (SIGKILL included).
+
+    Linux: the kernel sends SIGKILL at the parent's death (PR_SET_PDEATHSIG). Everywhere: a
+    daemon thread checks twice a second that the parent is still this process's parent.
+    """
+    import signal
+    import threading
+
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PDEATHSIG
+    except (OSError, AttributeError, TypeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def _init_worker(parent: int | None = None) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
+    if parent is not None:
+        die_with_parent(parent)
     import cv2
 
     cv2.setNumThreads(1)
@@ -185,7 +214,10 @@ def _warm_up() -> None:
 
 def start_pool(workers: int) -> ProcessPoolExecutor:
     """A spawn-context pool whose workers start (and import) right away."""
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_init_worker,
+        initargs=(os.getpid(),),
+    )  # fmt: skip
     for _ in range(workers):
         pool.submit(_warm_up)
     return pool

@@ -228,8 +228,12 @@ def inspect_video(job: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- the cohort
-def _init_worker() -> None:
+def _init_worker(parent: int | None = None) -> None:
+    from thyrovid.clips.cache import die_with_parent
+
     os.environ["OMP_NUM_THREADS"] = "1"
+    if parent is not None:
+        die_with_parent(parent)
     import cv2
 
     cv2.setNumThreads(1)
@@ -247,7 +251,9 @@ def _run(jobs: list[dict], workers: int, progress: bool) -> list[dict]:
                 bar.update()
             return results
         ctx = get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+        ) as pool:
             futures = [pool.submit(inspect_video, job) for job in jobs]
             for fut in as_completed(futures):
                 results.append(fut.result())
