@@ -28,6 +28,7 @@ from typing import Annotated
 
 from thyrovid.errors import UserError
 from thyrovid.options import add_device_argument, add_work_argument
+from thyrovid.serve.security import FORM_SLACK, check_pairs, harden
 
 INSTALL = "pip install thyrovid[serve]  (fastapi, uvicorn, python-multipart)"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -111,6 +112,7 @@ def create_app(
     device: str = "cpu",
     work_dir: str | os.PathLike | None = None,
     max_upload_mb: int = 2048,
+    host: str = "127.0.0.1",
 ):
     """The FastAPI app serving one run.
 
@@ -119,6 +121,8 @@ def create_app(
         device: torch device for inference.
         work_dir: the run's work folder, when the run does not record its extract parameters.
         max_upload_mb: largest accepted video.
+        host: the address served (`--host`): Host headers are checked against it
+            (`thyrovid.serve.security`).
 
     Returns:
         fastapi.FastAPI.
@@ -133,6 +137,7 @@ def create_app(
     predictor = Predictor(run_dir, device, work_dir=work_dir)
     lock = threading.Lock()  # one prediction at a time: Grad-CAM hooks the shared model
     app = FastAPI(title="thyrovid", description=__doc__.split("\n\n")[0])
+    harden(app, host, (max_upload_mb << 20) + FORM_SLACK)  # Host, Origin, sizes, headers, docs
 
     @app.exception_handler(RequestValidationError)
     async def bad_form(request, exc: RequestValidationError):  # not FastAPI's 422 detail list
@@ -162,6 +167,7 @@ def create_app(
         with tempfile.TemporaryDirectory(prefix="thyrovid-serve-") as folder:
             path = _upload_path(file, folder)
             try:
+                check_pairs(len(frame))
                 if len(frame) != len(box):
                     raise UserError(f"give one frame per box (got {len(frame)} and {len(box)})")
                 pairs = [(f, parse_box(b)) for f, b in zip(frame, box)]
@@ -193,7 +199,7 @@ def run(args) -> int:
         import uvicorn
     except ImportError:
         raise UserError(f"thyrovid serve needs uvicorn: {INSTALL}") from None
-    app = create_app(args.run, args.device, args.work, args.max_upload_mb)
+    app = create_app(args.run, args.device, args.work, args.max_upload_mb, host=args.host)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host} without authentication", file=sys.stderr)
     print(f"thyrovid serve: http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr)
