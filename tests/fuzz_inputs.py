@@ -137,6 +137,23 @@ def seed_dicoms() -> dict[str, bytes]:
     return seeds
 
 
+# Real files nobody here wrote (pydicom's test suite): JPEG Baseline/Extended/2000, RLE,
+# planar RGB, YBR_FULL_422, odd sizes.
+REAL_FILES = (
+    "SC_rgb_small_odd_jpeg.dcm", "SC_rgb_small_odd.dcm", "JPEG-lossy.dcm", "MR_small_RLE.dcm",
+    "JPEG2000.dcm", "SC_rgb_rle_2frame.dcm", "SC_jpeg_no_color_transform.dcm",
+    "SC_ybr_full_422_uncompressed.dcm", "MR_small_jp2klossless.dcm",
+)  # fmt: skip
+
+
+def real_dicoms() -> dict[str, bytes]:
+    """name -> bytes of the REAL_FILES that are installed (pydicom ships them)."""
+    import pydicom
+
+    folder = Path(pydicom.__file__).parent / "data" / "test_files"
+    return {n: (folder / n).read_bytes() for n in REAL_FILES if (folder / n).is_file()}
+
+
 def _pixel_offset(data: bytes) -> int:
     at = data.rfind(b"\xe0\x7f\x10\x00")
     return at if at > 0 else len(data)
@@ -288,7 +305,7 @@ def campaign(seconds: float, target: str = "dicom", seed: int = 0) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if target == "dicom":
-            seeds = list(seed_dicoms().values())
+            seeds = list(seed_dicoms().values()) + list(real_dicoms().values())
             for s in seeds:
                 assert check_dicom(s, folder) is None
         while time.monotonic() - start < seconds:

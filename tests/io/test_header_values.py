@@ -21,6 +21,7 @@ from thyrovid.io import open_video
 from thyrovid.io.dicom_meta import captured_stderr
 
 SEEDS = fuzz_inputs.seed_dicoms()
+ALL_SEEDS = {**SEEDS, **fuzz_inputs.real_dicoms()}
 EXAMPLES = int(os.environ.get("THYROVID_FUZZ_EXAMPLES", "1500"))
 
 
@@ -158,9 +159,9 @@ def test_captured_stderr_nests_and_restores(capfd):
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(seed=st.sampled_from(sorted(SEEDS)), rng=st.randoms(use_true_random=False))
+@given(seed=st.sampled_from(sorted(ALL_SEEDS)), rng=st.randoms(use_true_random=False))
 def test_fuzz_dicom_reader_one_line_or_a_video(tmp_path, seed, rng: random.Random):
-    data = fuzz_inputs.mutate(SEEDS[seed], rng)
+    data = fuzz_inputs.mutate(ALL_SEEDS[seed], rng)
     assert fuzz_inputs.check_dicom(data, tmp_path) is None
 
 
