@@ -235,7 +235,9 @@ def check_dicom(data: bytes, folder: Path, timeout: float = 10.0) -> str | None:
                 signal.setitimer(signal.ITIMER_REAL, 0)
     except Hang:
         return "hang"
-    except Exception as exc:  # noqa: BLE001 - what the fuzz is looking for
+    except BaseException as exc:  # noqa: BLE001 - what the fuzz is looking for (a panic too)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
         return _last_line(exc)
     finally:
         signal.signal(signal.SIGALRM, old)
@@ -292,7 +294,9 @@ def check_table(data: bytes, folder: Path) -> str | None:
         if "\n" in text or "\r" in text:
             return f"bad UserError line: {text[:200]!r}"
         return None
-    except Exception as exc:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001 - a panic too
+        if isinstance(exc, KeyboardInterrupt):
+            raise
         return _last_line(exc)
 
 

@@ -11,6 +11,7 @@ Kinds of case:
 - "extract-file": a cohort.csv that cannot be read at all -> exit 2, one line naming it;
 - "tolerated": export quirks that must be read as the user meant (no line, every row kept);
 - "stats": bad tables for `thyrovid stats auc|metrics` -> exit 2, one line naming the line;
+- "readers": bad readers.csv tables for `thyrovid readers` -> exit 2, one line;
 - "run" (needs the tiny trained run): broken run folders, --cam/--out naming a file, an empty
   clips.csv, a corrupt clip for cam, a bad row of a predict --boxes file.
 """
@@ -345,6 +346,58 @@ def _stats_cases() -> list[Case]:
     return out
 
 
+# ----------------------------------------------------------------------------- readers
+def _readers_rows(bad: dict | None = None, at: int = 5) -> list[list[str]]:
+    rows = [["reader", "modality", "case", "truth", "score"]]
+    for reader in ("R1", "R2"):
+        for modality in ("unaided", "aided"):
+            for case in range(6):
+                rows.append([reader, modality, f"C{case}", str(case % 2), str((case * 7 + len(reader)) % 5 + 1)])  # fmt: skip
+    if bad:
+        names = rows[0]
+        for k, v in bad.items():
+            rows[at - 1][names.index(k)] = v
+    return rows
+
+
+def _readers_build(rows: list[list[str]], trailing: str = "") -> Callable[[Path], list[str]]:
+    def build(folder: Path) -> list[str]:
+        (folder / "readers.csv").write_text("\n".join(",".join(r) + trailing for r in rows) + "\n")
+        return ["readers", str(folder / "readers.csv")]
+
+    return build
+
+
+def _readers_cases() -> list[Case]:
+    dup = [r + [r[3]] for r in _readers_rows()]
+    return [
+        Case("readers/truth_third_value", "readers", _readers_build(_readers_rows({"truth": "2"})),
+             2, "truth", names="line 5"),
+        Case("readers/score_text", "readers", _readers_build(_readers_rows({"score": "high"})),
+             2, "'high' is not a number", names="line 5"),
+        Case("readers/column_twice", "readers", _readers_build(dup), 2,
+             "column 'truth' appears twice", names="readers.csv"),
+        Case("readers/case_empty", "readers", _readers_build(_readers_rows({"case": ""})), 2,
+             "empty case", names="line 5"),
+    ]  # fmt: skip
+
+
+def _same_as_clean_readers(folder: Path, stdout: str) -> None:
+    """The table with trailing separators gives the very output of the clean table (the
+    study's own warnings about its size are the same in both, hence `summary`)."""
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from thyrovid.cli import main
+
+    clean = folder / "clean"
+    clean.mkdir()
+    argv = _readers_build(_readers_rows())(clean)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        assert main(argv) == 0
+    assert stdout.replace(str(folder), "") == out.getvalue().replace(str(clean), "")
+
+
 # ----------------------------------------------------------------------------- run folders
 def _copy_run(tiny: dict, folder: Path) -> Path:
     run = folder / "run"
@@ -457,7 +510,21 @@ def _run_cases() -> list[Case]:
         (folder / "work" / "clips.csv").write_text("")
         return ["evaluate", str(run), "--work", str(folder / "work")]
 
+    def export_broken(folder: Path, tiny: dict) -> list[str]:
+        run = _copy_run(tiny, folder)
+        (run / "model.safetensors").write_bytes(b"\0" * 64)
+        return ["export", str(run), "--out", str(folder / "m.onnx")]
+
+    def train_empty_clips(folder: Path, tiny: dict) -> list[str]:
+        (folder / "work").mkdir()
+        (folder / "work" / "clips.csv").write_text("")
+        return ["train", str(folder / "work"), "--out", str(folder / "run"), "--device", "cpu"]
+
     out += [
+        Case("run/export_weights_zeroed", "run", export_broken, 2,
+             "not a readable safetensors file", names="model.safetensors", needs_run=True),
+        Case("run/train_clips_csv_empty", "run", train_empty_clips, 2,
+             "not a readable clips.csv", names="clips.csv", needs_run=True),
         Case("run/predict_cam_is_a_file", "run", cam_file, 2,
              "--cam names an existing file", names="cam.png", needs_run=True),
         Case("run/extract_out_is_a_file", "run", out_file, 2,
@@ -493,10 +560,14 @@ def all_cases() -> list[Case]:
     for name, (text, expected) in FILE_CASES.items():
         cases.append(Case(f"extract-file/{name}", "extract-file", _extract_text(text), 2,
                           expected, names="cohort.csv"))  # fmt: skip
+    cases.append(Case("tolerated/readers_trailing_separator", "tolerated",
+                      _readers_build(_readers_rows(), trailing=","), 0, None,
+                      kept=_same_as_clean_readers, summary=("warning: ",)))  # fmt: skip
     for name, text in TOLERATED.items():
         cases.append(Case(f"tolerated/{name}", "tolerated", _extract_text(text), 0, None,
                           kept=_clips_kept("G1", "G2")))  # fmt: skip
     cases += _stats_cases()
+    cases += _readers_cases()
     cases += _run_cases()
     return cases
 

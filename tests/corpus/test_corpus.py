@@ -18,7 +18,15 @@ BAD = [c for c in CASES if c.line is not None]
 def test_the_corpus_has_at_least_60_bad_inputs_across_the_commands():
     assert len(BAD) >= 60
     commands = {c.kind for c in BAD}
-    assert {"probe", "extract-video", "extract-row", "extract-file", "stats", "run"} <= commands
+    assert {
+        "probe",
+        "extract-video",
+        "extract-row",
+        "extract-file",
+        "stats",
+        "readers",
+        "run",
+    } <= commands
 
 
 def _stderr_lines(err: str, case) -> list[str]:

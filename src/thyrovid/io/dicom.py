@@ -85,6 +85,14 @@ LARGE_FRAME = 64 * 2**20
 MAX_RATIO = 2000
 
 
+def _decoder_failure(exc: BaseException) -> None:
+    """Re-raise what is no decoding failure (Ctrl-C, exit). A decoder raises Exception on
+    corrupt data, or, for pyo3 (Rust) plugins such as pylibjpeg-rle, a PanicException,
+    which derives from BaseException."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+        raise exc
+
+
 def _one_line(exc: BaseException, limit: int = 200) -> str:
     return dicom_meta.one_line(exc, limit)
 
@@ -481,7 +489,8 @@ class DicomVideo(Video):
             arr = codecs.jpeg8_decode(
                 self._index.read(i), colorspace="UNKNOWN", outcolorspace="UNKNOWN"
             )
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - a Rust plugin's panic is one
+            _decoder_failure(exc)
             raise VideoError(f"{self.path}: cannot decode frame {i} ({_one_line(exc)})") from None
         want = (self.rows, self.cols) + ((self.samples,) if self.samples > 1 else ())
         if arr.shape != want:
@@ -505,7 +514,8 @@ class DicomVideo(Video):
             with warnings.catch_warnings(), dicom_meta.captured_stderr() as noise:
                 warnings.simplefilter("error")  # a decoder's warning: this frame is not sound
                 arr, meta = self._pydicom_decoder.as_array(data, index=0, **self._options(1))
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - a Rust plugin's panic is one
+            _decoder_failure(exc)
             raise VideoError(f"{self.path}: cannot decode frame {i} ({_one_line(exc)})") from None
         if noise:
             raise VideoError(
