@@ -65,7 +65,7 @@ IMAGECODECS_SYNTAXES = {
     "1.2.840.10008.1.2.4.57",
     "1.2.840.10008.1.2.4.70",
 }
-_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")  # PS3.5 9.1: no leading zeros
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.11
 _JPEG_PHOTOMETRICS = {
     "YBR_FULL_422",
@@ -152,7 +152,7 @@ class DicomVideo(Video):
             else None
         )
         self.syntax = syntax or IMPLICIT_LE
-        if not _UID.fullmatch(self.syntax):
+        if len(self.syntax) > 64 or not _UID.fullmatch(self.syntax):
             raise VideoError(
                 f"{self.path}: DICOM attribute TransferSyntaxUID {dicom_meta.one_line(repr(self.syntax), 80)} "
                 "is not a UID; fix the file meta"
@@ -453,7 +453,12 @@ class DicomVideo(Video):
     def _pydicom_native(self, data: bytes) -> np.ndarray:
         from pydicom.pixels import get_decoder
 
-        arr, _ = get_decoder(self.syntax).as_array(data, raw=True, **self._options(1))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                arr, _ = get_decoder(self.syntax).as_array(data, raw=True, **self._options(1))
+        except Exception as exc:  # the header's geometry does not fit the frame's bytes
+            raise VideoError(f"{self.path}: cannot decode a frame ({_one_line(exc)})") from None
         return arr
 
     def _decode_jpeg(self, i: int) -> tuple[np.ndarray, str]:
