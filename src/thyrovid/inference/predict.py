@@ -301,11 +301,7 @@ def read_boxes_csv(
     want = str(Path(video).resolve()) if video else None
     for idx in df.index:  # the index keeps the file's row numbers (blank rows dropped)
         if first[idx].startswith("\0"):
-            why = (
-                "holds a NUL byte"
-                if first[idx] == NUL_ROW
-                else ("has more fields than the header (quote a value with a separator in it)")
-            )
+            why = "holds a NUL byte" if first[idx] == NUL_ROW else "has more fields than the header"
             problems.append(f"{path}: row {idx + 1} (line {idx + 2}): {why}")
             continue
         vid = Path(resolve_video(df.at[idx, "video"], path.parent))  # "sub\\v.dcm" too
