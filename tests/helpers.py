@@ -78,12 +78,15 @@ def tiny_cohort(
     keys=(5, 20),
     centers=("A", "B", "C"),
 ) -> Path:
-    """`n_patients` patients, one video each, one nodule, len(keys) key frames; cohort.csv."""
+    """`n_patients` patients, one video each, one nodule, len(keys) key frames; cohort.csv.
+
+    Each patient's video is the pattern shifted by 3 * p grey levels (P000: the pattern):
+    one recording under two patients would be a leak that extract refuses."""
     rows = []
     video = pattern(n_frames, height, width)
     for p in range(n_patients):
         rel = f"videos/P{p:03d}.dcm"
-        write_dicom(root / rel, video)
+        write_dicom(root / rel, (video.astype(np.int32) + 3 * p).astype(np.uint8))
         for k in keys:
             rows.append(
                 {

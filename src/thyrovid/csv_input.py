@@ -25,6 +25,7 @@ NEGATIVE = ("0", "0.0", "benign", "negative", "no", "false", "n")
 
 
 RAGGED = "\0ragged row: fields="  # see read_table(keep_ragged=True)
+NUL_ROW = "\0row with a NUL byte"  # likewise
 
 
 def normalise_column(name: str) -> str:
@@ -43,30 +44,51 @@ def sniff_delimiter(header: str) -> str:
     return ","
 
 
+def _clean_text(text: str) -> str:
+    """Line ends as LF: CRLF -> LF; a file of lone CRs (old Mac) -> LF; any other lone CR (a
+    stray one inside a line) is whitespace."""
+    text = text.replace("\r\n", "\n")
+    if "\r" in text:
+        text = (
+            text.replace("\r", "\n") if "\n" not in text.rstrip("\r") else text.replace("\r", " ")
+        )
+    return text
+
+
 def read_table(
     path, what: str = "file", *, keep_ragged: bool = False, error: type[UserError] = UserError
 ) -> tuple[pd.DataFrame, str]:
     """The one reader for users' tables: every value a stripped string, nothing guessed.
 
     Comma, semicolon (spreadsheets where the decimal mark is a comma) or tab separated, UTF-8
-    with or without a byte-order mark, LF or CRLF. Rows whose every field is empty (trailing
-    ",,,," lines of a spreadsheet) are dropped; the index keeps the original row numbers
-    (file line = index + 2). Ids keep their leading zeros ("007" is not "7").
+    with or without a byte-order mark, LF, CRLF or CR line ends. Tolerated: a trailing
+    separator on every line (a common export: the empty last column is dropped), a stray CR
+    inside a line (whitespace). Rows whose every field is empty (trailing ",,,," lines of a
+    spreadsheet) are dropped; the index keeps the original row numbers (file line = index + 2
+    when no value spans lines). Ids keep their leading zeros ("007" is not "7").
 
-    With `keep_ragged`, a line with more fields than the header (an unquoted separator in a
-    value) does not fail the file: it stays in place with its first cell set to `RAGGED` + its
-    field count and the other cells empty, so the caller can name its row.
+    A bad row (more non-empty fields than the header: an unquoted separator in a value; a NUL
+    byte) fails the file with one line naming it, or with `keep_ragged` stays in place with
+    its first cell set to `RAGGED` + its field count (or `NUL_ROW`) and the other cells empty,
+    so the caller can name its row and go on with the others.
 
     Returns:
         (frame of str, the delimiter).
 
     Raises:
-        `error`: one line naming the file when it is missing, not UTF-8 or not a readable CSV.
+        `error`: one line naming the file when it is missing, not UTF-8, not a readable CSV,
+        has an empty or repeated column name (compared as `normalise_column` does), or (without
+        `keep_ragged`) naming the first bad line.
     """
     path = Path(path)
-    if not path.is_file():
-        raise error(f"{path}: {what} not found")
-    data = path.read_bytes()
+    try:
+        if not path.is_file():
+            raise error(f"{path}: {what} not found")
+        data = path.read_bytes()
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise error(
+            f"{_show_path(path)}: {what} cannot be read ({exc.__class__.__name__})"
+        ) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -75,22 +97,64 @@ def read_table(
             f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
             f"save the {what} as 'CSV UTF-8'"
         ) from None
-    header = text.split("\n", 1)[0]
-    sep = sniff_delimiter(header)
-    options = {}
-    if keep_ragged:
-        n = len(next(csv.reader([header.rstrip("\r")], delimiter=sep), []))
-        options = {
-            "engine": "python",
-            "on_bad_lines": lambda fields: [f"{RAGGED}{len(fields)}"] + [""] * (n - 1),
-        }
+    text = _clean_text(text)
+    header_line = text.split("\n", 1)[0]
+    if "\0" in header_line:
+        raise error(f"{path}: the header line holds a NUL byte; re-export the {what}")
+    sep = sniff_delimiter(header_line)
     try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, **options)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=False))
+    except csv.Error as exc:
         raise error(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    df = df.apply(lambda col: col.str.strip())
-    return df[(df != "").any(axis=1)], sep
+    if not records or not any(c.strip() for c in records[0]):
+        raise error(f"{path}: not a readable CSV (no header line)")
+    header = [c.strip() for c in records[0]]
+    while header and not header[-1]:  # trailing separators on the header line
+        header.pop()
+    seen: dict[str, int] = {}
+    for k, name in enumerate(header):
+        if not name:
+            raise error(
+                f"{path}: column {k + 1} of the header has no name; name it or delete the column"
+            )
+        norm = normalise_column(name)
+        if norm in seen:
+            raise error(
+                f"{path}: column {name!r} appears twice (columns {seen[norm] + 1} and {k + 1}); "
+                "keep one"
+            )
+        seen[norm] = k
+    n = len(header)
+    rows, index = [], []
+    for i, fields in enumerate(records[1:]):
+        fields = [f.strip() for f in fields]
+        if not any(fields):
+            continue
+        bad = None
+        if any("\0" in f for f in fields):
+            bad = NUL_ROW
+        elif len(fields) > n and any(fields[n:]):
+            bad = f"{RAGGED}{len(fields)}"
+        if bad is not None:
+            if not keep_ragged:
+                why = (
+                    "holds a NUL byte"
+                    if bad == NUL_ROW
+                    else (
+                        f"has {len(fields)} fields but the header has {n} (a value with a separator "
+                        "in it must be quoted)"
+                    )
+                )
+                raise error(f"{path}: line {i + 2} {why}")
+            fields = [bad] + [""] * (n - 1)
+        rows.append((fields + [""] * n)[:n])
+        index.append(i)
+    df = pd.DataFrame(rows, columns=header, index=pd.Index(index, dtype=int), dtype=str)
+    return df, sep
+
+
+def _show_path(path: Path) -> str:
+    return str(path).replace("\0", "\\0")
 
 
 def read_user_csv(path, what: str = "CSV") -> tuple[pd.DataFrame, str]:

@@ -234,13 +234,57 @@ def load_run(run_dir: str | os.PathLike, device="cpu"):
         (model in eval mode on `device`, TrainConfig). The model maps to_model_input(x) with x
         (B,1,T,H,W) or (B,1,H,W) to (B,1) logits of P(malignant).
     """
-    from safetensors.torch import load_file
 
+    run_dir = Path(run_dir)
     weights = weights_path(run_dir)
     config = read_config(run_dir)
-    model = build_network(config)
-    model.load_state_dict(load_file(str(weights)))
+    try:
+        model = build_network(config)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UserError(
+            f"{run_dir / 'config.yaml'}: describes no network this version builds "
+            f"({_one_line(exc)}); restore the run's own config.yaml"
+        ) from None
+    state = _read_weights(weights)
+    _check_weights(state, model.state_dict(), weights, config)
+    model.load_state_dict(state)
     return model.to(device).eval(), config
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _read_weights(weights: Path) -> dict:
+    """model.safetensors as tensors; an empty, truncated or corrupt file is one line."""
+    from safetensors.torch import load_file
+
+    if weights.stat().st_size == 0:
+        raise UserError(f"{weights}: empty file; copy the run's weights again or retrain")
+    try:
+        return load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own error types on a damaged header
+        raise UserError(
+            f"{weights}: not a readable safetensors file ({_one_line(exc)}); the weights are "
+            "damaged or truncated: copy them again or retrain"
+        ) from None
+
+
+def _check_weights(state: dict, expected: dict, weights: Path, config) -> None:
+    """The weights fit the network config.yaml describes, or one line says how they do not."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shape = [
+        k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or shape:
+        what = f"{config.arch} {config.dims}D width {config.width:g}"
+        raise UserError(
+            f"{weights}: does not fit the network its config.yaml describes ({what}): "
+            f"{len(missing)} missing, {len(unexpected)} unexpected and {len(shape)} mis-shaped "
+            "tensors; config.yaml and model.safetensors come from different runs"
+        )
 
 
 def run_preprocessing(

@@ -279,7 +279,7 @@ def test_two_worker_processes_write_the_same_bytes_as_one(tmp_path, monkeypatch)
 
 def test_two_nodules_on_one_key_frame_and_shared_nodule_ids(tmp_path):
     write_dicom(tmp_path / "v.dcm", pattern(30, 48, 64))
-    write_dicom(tmp_path / "w.dcm", pattern(30, 48, 64))
+    write_dicom(tmp_path / "w.dcm", pattern(30, 48, 64) + 1)  # another recording
     base = {"center": "A", "label": 0, "frame": 9, "x0": 4, "y0": 4, "x1": 12, "y1": 12}
     rows = [
         {**base, "patient_id": "P1", "nodule_id": "1", "video": "v.dcm"},

@@ -150,7 +150,7 @@ def test_serve_uses_the_export(tiny, exported):
     from thyrovid.serve.serve import create_app
 
     mine, _ = _case(tiny)
-    client = TestClient(create_app(exported))
+    client = TestClient(create_app(exported), base_url="http://127.0.0.1")
     assert client.get("/info").json()["engine"] == "onnx"
     pairs = pairs_of(mine)
     data = {

@@ -163,7 +163,8 @@ def client(tiny):
         from fastapi.testclient import TestClient
     from thyrovid.serve.serve import create_app
 
-    return TestClient(create_app(tiny["run"]), raise_server_exceptions=False)
+    app = create_app(tiny["run"])
+    return TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
 
 
 @pytest.mark.parametrize(

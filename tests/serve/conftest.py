@@ -62,7 +62,7 @@ def client(app):
     with warnings.catch_warnings():  # starlette's note about httpx vs httpx2
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
-    return TestClient(app)
+    return TestClient(app, base_url="http://127.0.0.1")  # a loopback Host (serve.security)
 
 
 def _free_port() -> int:

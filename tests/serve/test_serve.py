@@ -25,7 +25,7 @@ def client(tiny):
         from fastapi.testclient import TestClient
     from thyrovid.serve.serve import create_app
 
-    return TestClient(create_app(tiny["run"]))
+    return TestClient(create_app(tiny["run"]), base_url="http://127.0.0.1")  # a loopback Host
 
 
 def _post(client, video, frames, boxes, cam=False):

@@ -130,7 +130,7 @@ def test_an_upload_over_the_limit_is_413(station):
     from fastapi.testclient import TestClient
 
     small = TestClient(make_app(station, max_upload_mb=0, annotate=None, study=None,
-                                readers_out=None))  # fmt: skip
+                                readers_out=None), base_url="http://127.0.0.1")  # fmt: skip
     data = station["video"].read_bytes()
     for url in ("/api/videos", "/predict"):
         extra = {"data": {"frame": "1", "box": "1,1,9,9"}} if url == "/predict" else {}

@@ -280,3 +280,18 @@ def test_a_last_training_batch_of_one_clip_is_dropped_not_a_batchnorm_crash(tmp_
     config = TrainConfig(**{**TINY, "max_train_batches": None, "temporal_strides": (2, 2, 2, 1, 1)})
     run = train(work, tmp_path / "run", config)
     assert len(pd.read_csv(run / "log.csv")) == 1
+
+
+def test_a_corrupt_resume_state_is_one_line_naming_it_and_the_fix(tmp_path):
+    work, run = work_dir(tmp_path), tmp_path / "run"
+    train(work, run, TrainConfig(**TINY))
+    state = run / "state" / "last.pt"
+    state.write_bytes(state.read_bytes()[:100])  # truncated by a full disk
+    (run / ".model.tmp-999999-x.safetensors").write_bytes(b"half")  # a killed writer's
+    with pytest.raises(UserError) as err:
+        train(work, run, TrainConfig(**{**TINY, "epochs": 2}), resume=True)
+    assert str(err.value).startswith(f"{state}: corrupt resume state (")
+    assert "delete it to restart from epoch 1" in str(err.value) and "\n" not in str(err.value)
+    state.unlink()
+    train(work, run, TrainConfig(**{**TINY, "epochs": 2}), resume=True)
+    assert not list(run.glob(".*.tmp-*"))  # the next run cleaned it

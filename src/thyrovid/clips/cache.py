@@ -85,13 +85,42 @@ def _is_done_parsed(path: Path, shape: tuple[int, ...]) -> bool:
 
 def remove_stale_temps(work: Path) -> None:
     """Delete temporary files a killed run left behind (never complete, never used)."""
-    for folder in (work, work / "clips", work / "images"):
-        for tmp in folder.glob(".*.tmp-*"):
-            tmp.unlink(missing_ok=True)
+    from thyrovid.atomic import remove_stale_temps as remove
+
+    remove(work, work / "clips", work / "images")
 
 
-def _init_worker() -> None:
+def die_with_parent(parent: int) -> None:
+    """Make this worker process end when `parent` does (SIGKILL included).
+
+    Linux: the kernel sends SIGKILL at the parent's death (PR_SET_PDEATHSIG). Everywhere: a
+    daemon thread checks twice a second that the parent is still this process's parent.
+    """
+    import signal
+    import threading
+
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PDEATHSIG
+    except (OSError, AttributeError, TypeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def _init_worker(parent: int | None = None) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
+    if parent is not None:
+        die_with_parent(parent)
     import cv2
 
     cv2.setNumThreads(1)
@@ -135,7 +164,8 @@ def extract_video(job: dict) -> list[tuple[int, str | None]]:
                     crops[n_done] = {}
                     n_done += 1
     except UserError as exc:
-        msg = f"video could not be decoded ({exc})"
+        why = str(exc).removeprefix(f"{job['video_path']}: ")  # the row names the video
+        msg = f"video {job.get('video', job['video_path'])!r} could not be decoded: {why}"
         return [(c["row"], None) for c in clips[:n_done]] + [
             (c["row"], msg) for c in clips[n_done:]
         ]
@@ -158,7 +188,14 @@ def video_jobs(plan: pd.DataFrame, work: Path, frames: int, size: int) -> list[d
     for rec in plan.to_dict("records"):
         path = rec["video_path"]
         job = jobs.setdefault(
-            path, {"video_path": path, "size": size, "frames": frames, "clips": []}
+            path,
+            {
+                "video_path": path,
+                "video": rec.get("video", path),
+                "size": size,
+                "frames": frames,
+                "clips": [],
+            },  # fmt: skip
         )
         job["clips"].append({
             "row": rec["row"],
@@ -177,7 +214,10 @@ def _warm_up() -> None:
 
 def start_pool(workers: int) -> ProcessPoolExecutor:
     """A spawn-context pool whose workers start (and import) right away."""
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_init_worker,
+        initargs=(os.getpid(),),
+    )  # fmt: skip
     for _ in range(workers):
         pool.submit(_warm_up)
     return pool

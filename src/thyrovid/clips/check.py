@@ -79,6 +79,61 @@ def _file_digest(path: str) -> str:
     return h.hexdigest()
 
 
+def _pixel_digest(info, frames: dict) -> str:
+    """Hash of the decoded frames 0, n // 2 and n - 1 (`frames`: index -> frame) and the shape."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((info.n_frames, info.height, info.width, info.channels)).encode())
+    for i in sorted(frames):
+        f = frames[i]
+        h.update(f if isinstance(f, bytes) else np.ascontiguousarray(f).tobytes())
+    return h.hexdigest()
+
+
+def video_digests(path: str, video) -> dict:
+    """The hashes `_duplicates` compares, for an open video: file (size and bytes), SOP
+    Instance UID, pixels (frames 0, middle and last as stored in a DICOM, so a copy with
+    another header matches; decoded for other formats; None when one cannot be read)."""
+    uid = getattr(video, "instance_uid", None)
+    out = {
+        "file_digest": _file_digest(path),
+        "uid_digest": hashlib.blake2b(uid.encode(), digest_size=16).hexdigest() if uid else None,
+        "pixel_digest": None,
+    }
+    n = video.info.n_frames
+    idx = sorted({0, n // 2, n - 1})
+    encoded = getattr(video, "encoded_frame", None)  # DICOM: the stored bytes, no decoding
+    try:
+        frames = {i: encoded(i) if encoded else video.frame(i) for i in idx}
+    except UserError:
+        return out
+    if all(f is not None for f in frames.values()):
+        out["pixel_digest"] = _pixel_digest(video.info, frames)
+    return out
+
+
+def shared_videos(rows, results: dict, source: str) -> list[str]:
+    """One line per video that is another patient's recording too (the same path, file, SOP
+    Instance UID or pixels): the leaks that put one recording on both sides of a split.
+
+    `rows`: cohort rows (video_path, video, patient_id, label, split); `results`: video_path
+    -> `video_digests` (missing for videos that did not open).
+    """
+    results = {p: results.get(p) or {} for p in rows["video_path"].unique()}
+    path_of = rows.groupby("video", sort=False)["video_path"].first().to_dict()
+    out, named = [], set()
+    for problem in _duplicates(rows, results, source):
+        path = path_of[problem["video"]]
+        if problem["severity"] != "error" or path in named:
+            continue  # a copy already named on the line of its twin: one line per recording
+        out.append(problem["line"])
+        named.add(path)
+        for key in ("file_digest", "uid_digest", "pixel_digest"):
+            digest = results[path].get(key)
+            if digest:
+                named |= {q for q, r in results.items() if r.get(key) == digest}
+    return out
+
+
 def _wanted_frames(job: dict, n: int) -> list[int]:
     from thyrovid.io.sector import sample_indices
 
@@ -160,11 +215,7 @@ def inspect_video(job: dict) -> dict:
         out["decode_error"] = first_error
         out["decodable"] = not failed
         if all(v is not None for v in for_hash.values()):
-            h = hashlib.blake2b(digest_size=16)
-            h.update(repr((n, info.height, info.width, info.channels)).encode())
-            for i in sorted(for_hash):
-                h.update(np.ascontiguousarray(for_hash[i]).tobytes())
-            out["pixel_digest"] = h.hexdigest()
+            out["pixel_digest"] = _pixel_digest(info, for_hash)
         sector = None
         if len(grey) >= 3:
             sector = estimate_sector(np.stack(grey), info.region)
@@ -177,8 +228,12 @@ def inspect_video(job: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- the cohort
-def _init_worker() -> None:
+def _init_worker(parent: int | None = None) -> None:
+    from thyrovid.clips.cache import die_with_parent
+
     os.environ["OMP_NUM_THREADS"] = "1"
+    if parent is not None:
+        die_with_parent(parent)
     import cv2
 
     cv2.setNumThreads(1)
@@ -196,7 +251,9 @@ def _run(jobs: list[dict], workers: int, progress: bool) -> list[dict]:
                 bar.update()
             return results
         ctx = get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+        ) as pool:
             futures = [pool.submit(inspect_video, job) for job in jobs]
             for fut in as_completed(futures):
                 results.append(fut.result())
@@ -295,7 +352,7 @@ def _duplicates(rows, results: dict, source: str) -> list[dict]:
             msg = (
                 f"video {name[path]!r} is listed under {len(pats)} patients "
                 f"({', '.join(map(repr, pats))}): one recording on both sides of a split"
-            )
+            ) + _differ(rows, [path])
             out.append(_problem(first_row[path], name[path], "error", "duplicate", msg, source))
     kinds = (
         ("file_digest", "the same file (size and bytes) as"),
@@ -322,10 +379,23 @@ def _duplicates(rows, results: dict, source: str) -> list[dict]:
             msg = f"video {name[path]!r} is {what} {listed}"
             if cross:
                 msg += ": another patient's recording, on both sides of a split"
+                msg += _differ(rows, [path, *others])
             sev = "error" if cross else "warning"
             out.append(_problem(first_row[path], name[path], sev, "duplicate", msg, source))
             break
     return out
+
+
+def _differ(rows, paths: list[str]) -> str:
+    """' (labels 0 and 1; splits train and test)' when the rows of `paths` disagree."""
+    sub = rows[rows["video_path"].isin(paths)]
+    parts = []
+    for col, what in (("label", "labels"), ("split", "splits")):
+        if col in sub:
+            values = sorted({str(v) for v in sub[col] if str(v)})
+            if len(values) > 1:
+                parts.append(f"{what} {' and '.join(values)}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _balance(rows, external_centers, seed) -> tuple[list[dict], list[str]]:

@@ -51,7 +51,13 @@ def read_clips(work_dir: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise UserError(f"{path}: not found; run `thyrovid extract` first")
     ids = ("clip_id", "patient_id", "nodule_id", "video_id", "center", "split")
-    df = pd.read_csv(path, dtype={c: str for c in ids}, keep_default_na=False)
+    try:
+        df = pd.read_csv(path, dtype={c: str for c in ids}, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(
+            f"{path}: not a readable clips.csv ({why}); rerun `thyrovid extract`"
+        ) from None
     missing = [c for c in CLIP_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}")

@@ -125,10 +125,13 @@ def _read_headers(cohort: Cohort, cache_file: Path) -> dict[str, object]:
     Opens each video once (header only). Headers are cached in `cache_file` (geometry only,
     keyed by path, size and modification time), so a rerun on a large cohort opens nothing.
     """
+    from thyrovid.clips.check import video_digests
     from thyrovid.io import VideoInfo, open_video
 
     try:
         cache = json.loads(cache_file.read_text())
+        if not isinstance(cache, dict):
+            cache = {}
     except (OSError, ValueError):
         cache = {}
     headers: dict[str, object] = {}
@@ -137,25 +140,45 @@ def _read_headers(cohort: Cohort, cache_file: Path) -> dict[str, object]:
         st = os.stat(path)
         stamp = [st.st_size, st.st_mtime_ns]
         hit = cache.get(path)
-        if hit and hit["stamp"] == stamp:
-            region = tuple(hit["region"]) if hit["region"] else None
-            headers[path] = VideoInfo(hit["format"], *hit["shape"], region=region)
-            fresh[path] = hit
-            continue
+        try:
+            if hit and hit["stamp"] == stamp and "digests" in hit:
+                region = tuple(hit["region"]) if hit["region"] else None
+                headers[path] = VideoInfo(hit["format"], *hit["shape"], region=region)
+                fresh[path] = hit
+                continue
+        except (KeyError, TypeError, ValueError):  # a damaged cache entry: read the video again
+            pass
         try:
             with open_video(path) as v:
                 info = headers[path] = v.info
+                digests = video_digests(path, v)
         except UserError as exc:
             why = str(exc).removeprefix(f"{path}: ")  # the row names the video already
             headers[path] = f"video {video!r} could not be opened: {why}"
             continue
         shape = [info.n_frames, info.height, info.width, info.channels]
         region = list(info.region) if info.region else None
-        fresh[path] = {"stamp": stamp, "format": info.format, "shape": shape, "region": region}
+        fresh[path] = {
+            "stamp": stamp, "format": info.format, "shape": shape, "region": region,
+            "digests": digests,
+        }  # fmt: skip
     if fresh != cache:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(cache_file, json.dumps(fresh, sort_keys=True) + "\n")
+    headers["_digests"] = {p: e["digests"] for p, e in fresh.items()}
     return headers
+
+
+class SharedVideosError(UserError):
+    """Videos that are another patient's recording too; `lines` names each (one line each)."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        more = f" ({len(lines) - 1} more such video(s) above)" if len(lines) > 1 else ""
+        super().__init__(
+            f"{lines[0]}{more}; nothing extracted: fix the rows, or pass --allow-shared-videos "
+            "when the sharing is intended"
+        )
 
 
 def plan_clips(
@@ -277,6 +300,7 @@ def extract(
     seed: int = 0,
     mask_outside_sector: bool = False,
     frame_base: int = 0,
+    allow_shared_videos: bool = False,
 ) -> ExtractReport:
     """Validate `cohort_csv` and write the clip cache and clips.csv into `out_dir`.
 
@@ -297,6 +321,9 @@ def extract(
             outside it (see the module docstring).
         frame_base: 1 when cohort.csv numbers frames from 1 (as viewers do); clips.csv's
             key_frame is always 0-based.
+        allow_shared_videos: go on (with a warning per video) when one video, a copy of it
+            or its pixels are listed under two patients; by default SharedVideosError, before
+            any clip is cut.
 
     Returns:
         ExtractReport. Rows that could not be used are listed in its `skipped`.
@@ -307,6 +334,8 @@ def extract(
     spec = ClipSpec(frames, size, expand).check()
     workers = workers or min(2, os.cpu_count() or 1)
     work = Path(out_dir)
+    if work.exists() and not work.is_dir():
+        raise UserError(f"{work}: --out names an existing file; give a folder (WORK)")
     if frame_base not in (0, 1):
         raise UserError(f"--frame-base must be 0 or 1, got {frame_base}")
     cohort = read_cohort(cohort_csv, strict=strict, frame_base=frame_base)
@@ -319,7 +348,7 @@ def extract(
             stack.callback(pool.shutdown, cancel_futures=True)
         plan, warnings, sectors = _validate_and_plan(
             cohort, work, frames, size, expand, strict, external_centers, seed,
-            mask_outside_sector,
+            mask_outside_sector, allow_shared_videos,
         )  # fmt: skip
         (work / "clips").mkdir(parents=True, exist_ok=True)
         (work / "images").mkdir(parents=True, exist_ok=True)
@@ -378,19 +407,25 @@ def _sectors(cohort: Cohort, headers: dict) -> dict:
 
 def _validate_and_plan(
     cohort: Cohort, work: Path, frames, size, expand, strict, external_centers, seed,
-    mask_outside_sector=False,
+    mask_outside_sector=False, allow_shared_videos=False,
 ) -> tuple[pd.DataFrame, list[str], dict | None]:  # fmt: skip
     """Check rows against the video headers, plan the clips, assign splits; drop bad rows."""
+    from thyrovid.clips.check import shared_videos
     from thyrovid.cohort.schema import check_against_videos
     from thyrovid.cohort.splits import assign_splits, conflicts, patient_table, unknown_centers
 
     headers = _read_headers(cohort, work / "videos.json")
+    digests = headers.pop("_digests")
     check_against_videos(cohort, headers, strict=strict)
     sectors = _sectors(cohort, headers) if mask_outside_sector else None
     plan, problems = plan_clips(cohort, headers, frames, size, expand, sectors)
     cohort.drop(problems, strict=strict)
+    # Leakage, among the rows that would be cut, before any clip is.
+    shared = shared_videos(cohort.rows, digests, cohort.path.name) if len(cohort.rows) else []
+    if shared and not allow_shared_videos:
+        raise SharedVideosError(shared)
     patients = patient_table(cohort.rows)
-    warnings = unknown_centers(patients, external_centers)
+    warnings = shared + unknown_centers(patients, external_centers)
     warnings += list(conflicts(patients, external_centers).values())
     if not plan.empty:
         plan = plan[plan["row"].isin(cohort.rows.index)].reset_index(drop=True)
@@ -455,6 +490,11 @@ def add_arguments(parser) -> None:
         help="how cohort.csv numbers its frames: 0 (default: the first frame is 0) or 1 (as "
         "DICOM viewers number them); clips.csv's key_frame is always 0-based",
     )  # fmt: skip
+    parser.add_argument(
+        "--allow-shared-videos", action="store_true",
+        help="go on when one video (the same file, a copy or the same pixels) is listed under "
+        "two patients; by default extract refuses: it would sit on both sides of a split",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -478,20 +518,26 @@ def summary_text(report: ExtractReport) -> str:
 
 def run(args) -> int:
     """Run `extract`, print skipped rows to stderr and a summary table (or --json) to stdout."""
-    report = extract(
-        args.cohort,
-        args.out,
-        frames=args.frames,
-        size=args.size,
-        expand=args.expand,
-        workers=args.workers,
-        overwrite=args.overwrite,
-        strict=args.strict,
-        external_centers=[c for c in args.external_centers.split(",") if c.strip()],
-        seed=args.seed,
-        mask_outside_sector=args.mask_outside_sector,
-        frame_base=args.frame_base,
-    )
+    try:
+        report = extract(
+            args.cohort,
+            args.out,
+            frames=args.frames,
+            size=args.size,
+            expand=args.expand,
+            workers=args.workers,
+            overwrite=args.overwrite,
+            strict=args.strict,
+            external_centers=[c for c in args.external_centers.split(",") if c.strip()],
+            seed=args.seed,
+            mask_outside_sector=args.mask_outside_sector,
+            frame_base=args.frame_base,
+            allow_shared_videos=args.allow_shared_videos,
+        )
+    except SharedVideosError as exc:
+        for line in exc.lines[1:]:
+            print(f"error: {line}", file=sys.stderr)
+        raise
     for line in report.warnings:
         print(f"warning: {line}", file=sys.stderr)
     for line in report.skipped:

@@ -38,7 +38,7 @@ import pandas as pd
 
 from thyrovid.atomic import write_text_atomic
 from thyrovid.cohort.boxes import box_problem
-from thyrovid.csv_input import RAGGED, normalise_column, read_table
+from thyrovid.csv_input import NUL_ROW, RAGGED, normalise_column, read_table
 from thyrovid.errors import CohortError
 
 # The columns of cohort.csv in the order of the README's "Your own data".
@@ -189,7 +189,10 @@ def read_cohort(path: str | os.PathLike, strict: bool = False, frame_base: int =
     first = raw.columns[0]
     videos: dict[str, tuple[str, bool]] = {}  # video -> (resolved path, exists): once per video
     for row, rec in zip(raw.index, raw.to_dict("records")):
-        if str(rec[first]).startswith(RAGGED):
+        if rec[first] == NUL_ROW:
+            msg = "holds a NUL byte (a damaged export); fix or delete the row"
+            parsed, problem = None, Problem(row, msg, source)
+        elif str(rec[first]).startswith(RAGGED):
             n = rec[first].removeprefix(RAGGED)
             msg = (
                 f"has {n} fields but the header has {len(raw.columns)} (a value with a comma or "

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from thyrovid.atomic import write_text_atomic
+from thyrovid.atomic import remove_stale_temps, write_text_atomic
 from thyrovid.errors import UserError
 from thyrovid.evaluation.metrics import CI_METHODS, SPLIT_ORDER, metrics_from_predictions
 from thyrovid.inference.voting import PATIENT_VOTES
@@ -100,6 +100,7 @@ def evaluate(
     from thyrovid.runs import work_dir as recorded_work_dir
 
     run_dir = Path(run_dir)
+    remove_stale_temps(run_dir)  # what a killed evaluate left: .predictions.tmp-*, ...
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir}: not a run folder (no config.yaml)")
     check_options(threshold, target_sensitivity, ci, tta, batch_size)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from thyrovid.csv_input import read_user_csv, to_number
+from thyrovid.csv_input import NEGATIVE, POSITIVE, read_user_csv, to_number
 from thyrovid.errors import UserError
 from thyrovid.stats.auc_ci import (
     AUC_CI_METHODS,
@@ -127,6 +127,14 @@ def _add_csv(p: argparse.ArgumentParser, required: bool) -> None:
         metavar="VALUE",
         help="value of the truth column meaning positive/malignant (default 1)",
     )
+    p.add_argument(
+        "--negative",
+        default=None,
+        metavar="VALUE",
+        help="value meaning negative/benign (default: the pair of --positive, 0 for 1, "
+        "benign for malignant, ...; else the column's only other value); any third value "
+        "(2, -1, NA, Unknown) is refused with its line",
+    )
 
 
 def _add_auc_ci(p: argparse.ArgumentParser) -> None:
@@ -191,10 +199,28 @@ def _is_positive(values: pd.Series, positive: str, sep: str = ",") -> np.ndarray
     return same | (num == target)
 
 
+def _negative_of(positive: str) -> str | None:
+    """The value paired with `positive` in csv_input's spellings (1/0, malignant/benign, ...)."""
+    low = positive.strip().lower()
+    return NEGATIVE[POSITIVE.index(low)] if low in POSITIVE else None
+
+
+def _matches(values: pd.Series, value: str, sep: str) -> np.ndarray:
+    """`_is_positive`, also ignoring case for words (Benign is benign)."""
+    return _is_positive(values, value, sep) | (values.str.lower() == value.lower()).to_numpy()
+
+
 def truth_column(
-    df: pd.DataFrame, path: Path, col: str, positive: str, both: bool = True
+    df: pd.DataFrame,
+    path: Path,
+    col: str,
+    positive: str,
+    both: bool = True,
+    negative: str | None = None,
 ) -> np.ndarray:
-    """(N,) bool: column value == positive; an empty value is refused with its line.
+    """(N,) bool: column value == positive; an empty value is refused with its line, and so
+    is a third value, neither positive nor negative (`negative`: default `_negative_of`, else
+    the column's only other value).
 
     Args:
         both: refuse a column with one class only (an AUROC needs both).
@@ -203,7 +229,27 @@ def truth_column(
     empty = np.flatnonzero((values == "").to_numpy())
     if empty.size:
         raise UserError(f"{path}, line {df.index[empty[0]] + 2}: truth column {col!r} is empty")
-    truth = _is_positive(values, positive, df.attrs.get("sep", ","))
+    sep = df.attrs.get("sep", ",")
+    truth = _is_positive(values, positive, sep)
+    negative = negative if negative is not None else _negative_of(positive)
+    if negative is None:
+        others = sorted(set(values[~truth]))
+        if len(others) > 1:
+            raise UserError(
+                f"{path}: truth column {col!r} holds {len(others)} values besides "
+                f"{positive!r} ({', '.join(map(repr, others[:4]))}); say which one is "
+                "negative with --negative (a third value cannot be counted)"
+            )
+        negative = others[0] if others else None
+    if negative is not None:
+        third = np.flatnonzero(~truth & ~_matches(values, negative, sep))
+        if third.size:
+            i = int(third[0])
+            raise UserError(
+                f"{path}, line {df.index[i] + 2}: truth column {col!r} holds "
+                f"{values.iloc[i]!r}, neither positive {positive!r} nor negative {negative!r}; "
+                f"{third.size} such row(s): fix or delete them, or set --positive/--negative"
+            )
     seen = sorted(values.unique())
     if len(seen) == 1 and both:
         raise UserError(
@@ -244,6 +290,7 @@ def auc_report(
     level: float = 0.95,
     alternative: str = "two-sided",
     auc_ci: str = "delong",
+    negative: str | None = None,
 ) -> dict:
     """AUROC + CI (`auc_ci`, DeLong by default) per score column, their DeLong covariance, and
     all paired DeLong tests.
@@ -259,7 +306,7 @@ def auc_report(
         raise UserError(f"a score column is named twice: {scores}")
     df = read_table(csv, [truth, *scores])
     warn_pooled(df, csv)
-    t = truth_column(df, csv, truth, positive)
+    t = truth_column(df, csv, truth, positive, negative=negative)
     s = np.stack([score_column(df, csv, c) for c in scores])
     n_pos, n_neg = int(t.sum()), int((~t).sum())
     if min(n_pos, n_neg) < 2:
@@ -327,6 +374,7 @@ def metrics_report(
     threshold: float | None = None,
     ci: str = "wilson",
     level: float = 0.95,
+    negative: str | None = None,
 ) -> dict:
     """Confusion-matrix metrics with CIs from counts or from a CSV of decisions/scores.
 
@@ -341,7 +389,7 @@ def metrics_report(
             raise UserError("--csv needs --truth COL and --pred COL")
         df = read_table(csv, [truth, pred])
         warn_pooled(df, csv)
-        t = truth_column(df, csv, truth, positive, both=False)
+        t = truth_column(df, csv, truth, positive, both=False, negative=negative)
         if threshold is not None:
             p = score_column(df, csv, pred) >= threshold
         else:
@@ -460,7 +508,7 @@ def run(args: argparse.Namespace) -> int:
     if args.stats_command == "auc":
         rep = auc_report(
             args.csv, args.truth, args.positive, args.score, args.level, args.alternative,
-            args.auc_ci,
+            args.auc_ci, negative=args.negative,
         )  # fmt: skip
         text = format_auc(rep, args.digits)
     elif args.stats_command == "auc-ci":
@@ -484,6 +532,7 @@ def run(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             ci=args.ci,
             level=args.level,
+            negative=args.negative,
         )
         text = format_metrics(rep, args.digits)
     if args.json:

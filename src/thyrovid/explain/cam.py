@@ -13,6 +13,7 @@ silently: its cam.csv row carries a warning, and the command prints it.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from thyrovid.explain.gradcam import grad_cam, localisation_scores, stage_layer
 from thyrovid.explain.overlay import montage, overlay, write_avi, write_png
 from thyrovid.options import add_device_argument, add_work_argument
 from thyrovid.reliability import Caution, emit, empty_heatmap
-from thyrovid.runs import load_run
+from thyrovid.runs import input_shape, load_run
 from thyrovid.runs import work_dir as recorded_work_dir
 
 
@@ -119,9 +120,20 @@ def explain_clips(
     dims = int(config.dims)
     results = []
     target = None  # clips of one work folder share a shape: choose the layer once
+    want = input_shape(run_dir)  # (T, H, W) or (H, W)
     for _, row in rows.iterrows():
         path = row["clip_path"] if dims == 3 else row["image_path"]
-        raw = np.load(path)
+        try:
+            raw = np.load(path)
+        except (OSError, ValueError, EOFError) as exc:
+            why = " ".join(str(exc).split())[:100] or type(exc).__name__
+            print(f"skipped: {path}: not a readable clip ({why}); rerun `thyrovid extract`",
+                  file=sys.stderr)  # fmt: skip
+            continue
+        if (want is not None and tuple(raw.shape) != want) or raw.dtype != np.uint8:
+            print(f"skipped: {path}: a {raw.dtype} {raw.shape} array, not a uint8 clip of the "
+                  f"run's shape {want}; rerun `thyrovid extract`", file=sys.stderr)  # fmt: skip
+            continue
         x = torch.from_numpy(np.ascontiguousarray(raw))[None, None].to(device)
         x = to_model_input(x)
         if target is None:

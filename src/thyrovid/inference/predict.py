@@ -371,10 +371,11 @@ def read_boxes_csv(
         ({video path (as resolved): [(frame, box), ...]} in file order, problem lines).
     """
     from thyrovid.cohort.schema import resolve_video
-    from thyrovid.csv_input import normalise_column, read_table, to_number
+    from thyrovid.csv_input import NUL_ROW, normalise_column, read_table, to_number
 
     path = Path(path)
-    df, sep = read_table(path, "boxes file")
+    df, sep = read_table(path, "boxes file", keep_ragged=True)  # a bad row: a line, not fatal
+    first = df.iloc[:, 0]  # a bad row's marker (csv_input.RAGGED / NUL_ROW) is in its first cell
     df.columns = [normalise_column(c) for c in df.columns]
     missing = [c for c in BOX_COLUMNS if c not in df.columns]
     if missing:
@@ -385,6 +386,10 @@ def read_boxes_csv(
     problems: list[str] = []
     want = str(Path(video).resolve()) if video else None
     for idx in df.index:  # the index keeps the file's row numbers (blank rows dropped)
+        if first[idx].startswith("\0"):
+            why = "holds a NUL byte" if first[idx] == NUL_ROW else "has more fields than the header"
+            problems.append(f"{path}: row {idx + 1} (line {idx + 2}): {why}")
+            continue
         vid = Path(resolve_video(df.at[idx, "video"], path.parent))  # "sub\\v.dcm" too
         if want and str(vid) != want:
             continue
@@ -496,6 +501,8 @@ def _timing_line(r: dict, predictor: Predictor) -> str:
 
 def run(args) -> int:
     """Predict each video; one line each (or JSON); a bad video or row is skipped with one line."""
+    if args.cam and Path(args.cam).exists() and not Path(args.cam).is_dir():
+        raise UserError(f"{args.cam}: --cam names an existing file; give a folder")
     jobs, skipped = _jobs(args)
     for line in skipped:
         print(f"skipped: {line}", file=sys.stderr)

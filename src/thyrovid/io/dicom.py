@@ -26,6 +26,7 @@ Output: uint8, (H, W, 3) RGB (colour, YBR converted, PALETTE COLOR through its L
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterator
 
@@ -64,6 +65,7 @@ IMAGECODECS_SYNTAXES = {
     "1.2.840.10008.1.2.4.57",
     "1.2.840.10008.1.2.4.70",
 }
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")  # PS3.5 9.1: no leading zeros
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.11
 _JPEG_PHOTOMETRICS = {
     "YBR_FULL_422",
@@ -75,10 +77,24 @@ _JPEG_PHOTOMETRICS = {
 }
 
 
+# Larger frames are not ultrasound: a header claiming them is refused before any allocation.
+MAX_SIDE = 16384
+# A compressed frame decoding to more than this many bytes must hold at least
+# 1/MAX_RATIO of them (a 60000x60000 claim on a few kilobytes is refused before decoding).
+LARGE_FRAME = 64 * 2**20
+MAX_RATIO = 2000
+
+
+def _decoder_failure(exc: BaseException) -> None:
+    """Re-raise what is no decoding failure (Ctrl-C, exit). A decoder raises Exception on
+    corrupt data, or, for pyo3 (Rust) plugins such as pylibjpeg-rle, a PanicException,
+    which derives from BaseException."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+        raise exc
+
+
 def _one_line(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(line.strip() for line in plain(exc).splitlines() if line.strip())
-    text = text or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return dicom_meta.one_line(plain(exc) if isinstance(exc, OSError) else exc, limit)
 
 
 def _starts_like_a_dataset(path: str) -> bool:
@@ -128,52 +144,71 @@ class DicomVideo(Video):
         self.path = str(path)
         self._fd = None
         ds, tag_offset = read_header(self.path)
+        header = dicom_meta.Header(ds, self.path)
         meta = getattr(ds, "file_meta", None)
-        self.syntax = (
-            str(meta.get("TransferSyntaxUID", IMPLICIT_LE)) if meta is not None else IMPLICIT_LE
+        syntax = (
+            dicom_meta.Header(meta, self.path).text("TransferSyntaxUID")
+            if meta is not None
+            else None
         )
-        self._read_geometry(ds)
+        self.syntax = syntax or IMPLICIT_LE
+        if len(self.syntax) > 64 or not _UID.fullmatch(self.syntax):
+            raise VideoError(
+                f"{self.path}: DICOM attribute TransferSyntaxUID {dicom_meta.one_line(repr(self.syntax), 80)} "
+                "is not a UID; fix the file meta"
+            )
+        self._read_geometry(header)
         # Kept for duplicate detection only (thyrovid check hashes it); never written out.
-        with warnings.catch_warnings():  # a malformed UID warns when it is first read
-            warnings.simplefilter("ignore")
-            self.instance_uid = str(ds.get("SOPInstanceUID", "") or "") or None
+        self.instance_uid = header.text("SOPInstanceUID")
         self._fd = os.open(self.path, os.O_RDONLY)
         try:
-            self._locate_pixels(ds, tag_offset)
-            self._prepare_conversion(ds)
+            self._locate_pixels(header, tag_offset)
+            self._prepare_conversion(header)
+            self.info = self._make_info(header)
         except BaseException:
             self.close()
             raise
-        self.info = self._make_info(ds)
 
     # -- opening --------------------------------------------------------------------------
-    def _read_geometry(self, ds) -> None:
-        if "Rows" not in ds or "Columns" not in ds or "BitsAllocated" not in ds:
+    def _read_geometry(self, h: dicom_meta.Header) -> None:
+        if not all(h.present(k) for k in ("Rows", "Columns", "BitsAllocated")):
             raise VideoError(
                 f"{self.path}: no pixel data (not an image: no Rows/Columns/BitsAllocated)"
             )
-        try:
-            self.rows, self.cols = int(ds.Rows), int(ds.Columns)
-            self.samples = int(ds.get("SamplesPerPixel", 1) or 1)
-            self.bits_allocated = int(ds.BitsAllocated)
-            self.bits_stored = int(ds.get("BitsStored", self.bits_allocated) or self.bits_allocated)
-            self.signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-            self.planar = int(ds.get("PlanarConfiguration", 0) or 0)
-            self.photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
-            self.n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise VideoError(
-                f"{self.path}: no pixel data or incomplete image header ({_one_line(exc)})"
-            ) from None
+        # The values the pixels depend on: present but wrong is an error, never a guess.
+        self.rows = h.integer("Rows", required=True, minimum=0, maximum=2**32)
+        self.cols = h.integer("Columns", required=True, minimum=0, maximum=2**32)
+        self.bits_allocated = h.integer("BitsAllocated", required=True, minimum=0, maximum=64)
+        self.samples = h.integer("SamplesPerPixel", 1, strict=True, minimum=1, maximum=4)
+        self.bits_stored = h.integer(
+            "BitsStored", self.bits_allocated, strict=True, minimum=1, maximum=64
+        )
+        self.signed = h.integer("PixelRepresentation", 0, strict=True, minimum=0, maximum=1) == 1
+        self.planar = h.integer("PlanarConfiguration", 0, strict=True, minimum=0, maximum=1)
+        self.photometric = (h.text("PhotometricInterpretation") or "MONOCHROME2").upper()
+        self.n_frames = h.integer("NumberOfFrames", 1, strict=True, minimum=0, maximum=2**31)
         if self.rows <= 0 or self.cols <= 0 or self.n_frames <= 0:
-            raise VideoError(f"{self.path}: empty image (Rows/Columns/NumberOfFrames is 0)")
+            raise VideoError(
+                f"{self.path}: empty image (Rows {self.rows}, Columns {self.cols}, "
+                f"NumberOfFrames {self.n_frames})"
+            )
+        if self.rows > MAX_SIDE or self.cols > MAX_SIDE:
+            raise VideoError(
+                f"{self.path}: Rows x Columns {self.rows}x{self.cols} is not an ultrasound frame "
+                f"(at most {MAX_SIDE} pixels a side); fix the header"
+            )
+        if self.bits_stored > self.bits_allocated:
+            raise VideoError(
+                f"{self.path}: BitsStored {self.bits_stored} exceeds BitsAllocated "
+                f"{self.bits_allocated}; fix the header"
+            )
         if self.samples not in (1, 3) or self.bits_allocated not in (8, 16):
             raise VideoError(
                 f"{self.path}: unsupported pixel format (SamplesPerPixel {self.samples}, "
                 f"BitsAllocated {self.bits_allocated}); expected 1 or 3 samples of 8 or 16 bits"
             )
 
-    def _locate_pixels(self, ds, tag_offset: int) -> None:
+    def _locate_pixels(self, h: dicom_meta.Header, tag_offset: int) -> None:
         if self.syntax == "1.2.840.10008.1.2.1.99":
             raise VideoError(
                 f"{self.path}: deflated transfer syntax is not supported; re-save it uncompressed"
@@ -204,18 +239,18 @@ class DicomVideo(Video):
                     f"{self.path}: file is truncated (pixel data holds {held} "
                     f"bytes, {self.n_frames} frames need {needed})"
                 )
+            if length - needed >= self._frame_length:
+                raise VideoError(
+                    f"{self.path}: NumberOfFrames says {self.n_frames} but the pixel data holds "
+                    f"{length // self._frame_length} frames ({length} bytes); fix the header"
+                )
             self.decoder = "native"
             return
         if length != 0xFFFFFFFF:
             raise VideoError(
                 f"{self.path}: compressed transfer syntax {self.syntax} without encapsulated pixel data"
             )
-        extended = None
-        if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
-            extended = (
-                np.frombuffer(ds.ExtendedOffsetTable, "<u8"),
-                np.frombuffer(ds.ExtendedOffsetTableLengths, "<u8"),
-            )
+        extended = self._extended_offsets(h, value_offset, size)
         if self.syntax in VIDEO_SYNTAXES:
             # One bitstream over all fragments; frames are found by decoding it.
             self._index = FragmentIndex(self._fd, self.path, value_offset, 1, size)
@@ -231,6 +266,25 @@ class DicomVideo(Video):
         else:
             self.decoder = "pydicom"
             self._check_pydicom_decoder()
+
+    def _extended_offsets(self, h: dicom_meta.Header, value_offset: int, size: int):
+        """(offsets, lengths) of the Extended Offset Table, or None (with a note) when it is
+        absent or does not fit the file (the fragments are then scanned)."""
+        offsets, lengths = (
+            h.raw_bytes("ExtendedOffsetTable"),
+            h.raw_bytes("ExtendedOffsetTableLengths"),
+        )
+        if offsets is None or lengths is None:
+            return None
+        if len(offsets) % 8 or len(offsets) != len(lengths):
+            h._note("ExtendedOffsetTable", "its length is not 8 bytes per frame")
+            return None
+        offsets, lengths = np.frombuffer(offsets, "<u8"), np.frombuffer(lengths, "<u8")
+        ends = (int(o) + int(n) for o, n in zip(offsets.tolist(), lengths.tolist(), strict=True))
+        if offsets.size and max(ends) > size - value_offset:
+            h._note("ExtendedOffsetTable", "offsets past the end of the file")
+            return None
+        return offsets, lengths
 
     def _fast_jpeg_ok(self) -> bool:
         """JPEG Baseline 8-bit whose colour handling by libjpeg matches pydicom's (frame 0)."""
@@ -263,42 +317,48 @@ class DicomVideo(Video):
             )
         self._pydicom_decoder = decoder
 
-    def _prepare_conversion(self, ds) -> None:
+    def _prepare_conversion(self, h: dicom_meta.Header) -> None:
         self._lut = None
         self._grey = None
         if self.photometric == "PALETTE COLOR":
             try:
-                self._lut = dicom_meta.palette_table(ds, self.bits_allocated)
+                self._lut = dicom_meta.palette_table(h.ds, self.bits_allocated)
             except Exception as exc:
                 raise VideoError(
                     f"{self.path}: PALETTE COLOR without a usable lookup table ({_one_line(exc)})"
                 ) from None
-        elif self.bits_allocated > 8:
-            self._grey = dicom_meta.grey_range(ds, self.bits_stored, self.signed)
+        elif self.bits_allocated > 8 or self.signed:
+            # Signed 8-bit grey too: its negative samples are not all black.
+            self._grey = dicom_meta.grey_range(h, self.bits_stored, self.signed)
 
-    def _make_info(self, ds) -> VideoInfo:
+    def _make_info(self, h: dicom_meta.Header) -> VideoInfo:
         colour = self.samples == 3 or self.photometric == "PALETTE COLOR"
         extra = {
             "transfer_syntax": self.syntax,
             "transfer_syntax_name": _syntax_name(self.syntax),
             "photometric": self.photometric,
             "bits_allocated": self.bits_allocated,
-            "modality": str(ds.get("Modality", "")) or None,
-            "manufacturer": str(ds.get("Manufacturer", "")) or None,
-            "manufacturer_model": str(ds.get("ManufacturerModelName", "")) or None,
+            "modality": h.text("Modality"),
+            "manufacturer": h.text("Manufacturer"),
+            "manufacturer_model": h.text("ManufacturerModelName"),
             "decoder": self.decoder,
         }
         if self._index is not None:
             extra["frame_index"] = self._index.source
+        fps = dicom_meta.frame_rate(h)
+        spacing = dicom_meta.pixel_spacing_mm(h)
+        region = dicom_meta.region_box(h, self.cols, self.rows)
+        if h.notes:
+            extra["header_notes"] = list(h.notes)
         return VideoInfo(
             format="dicom",
             n_frames=self.n_frames,
             height=self.rows,
             width=self.cols,
             channels=3 if colour else 1,
-            fps=dicom_meta.frame_rate(ds),
-            pixel_spacing_mm=dicom_meta.pixel_spacing_mm(ds),
-            region=dicom_meta.region_box(ds, self.cols, self.rows),
+            fps=fps,
+            pixel_spacing_mm=spacing,
+            region=region,
             extra=extra,
         )
 
@@ -316,10 +376,24 @@ class DicomVideo(Video):
             self._bitstream = Bitstream(self.path, self._fd, self._index.locate(0), self.n_frames)
         return self._bitstream.decode(indices)
 
+    def encoded_frame(self, i: int) -> bytes | None:
+        """Frame i's bytes as stored (no decoding; None for video syntaxes): equal for two
+        files with the same pixel data, whatever their headers say."""
+        self._check_open()
+        i = self._check_index(i)
+        if self.decoder == "native":
+            offset = self._value_offset + i * self._frame_length
+            return pread_exact(self._fd, self._frame_length, offset, self.path, f"frame {i}")
+        if self.decoder == "pyav":
+            return None
+        return self._index.read(i)
+
     def _read(self, i: int) -> np.ndarray:
         return next(iter(self._decode_sorted([i])))[1]
 
     def _decode(self, i: int) -> np.ndarray:
+        if self._index is not None:
+            self._check_ratio(i)
         if self.decoder == "native":
             arr, photometric = self._decode_native(i), self.photometric
         elif self.decoder == "opencv":
@@ -329,6 +403,18 @@ class DicomVideo(Video):
         else:
             arr, photometric = self._decode_pydicom(i)
         return self._to_uint8(arr, photometric, i)
+
+    def _check_ratio(self, i: int) -> None:
+        """Refuse, before decoding, a large frame its compressed bytes cannot hold."""
+        decoded = self.rows * self.cols * self.samples * max(1, self.bits_allocated // 8)
+        if decoded <= LARGE_FRAME:
+            return
+        held = sum(n for _, n in self._index.locate(i))
+        if held * MAX_RATIO < decoded:
+            raise VideoError(
+                f"{self.path}: frame {i} holds {held} compressed bytes, too few for a "
+                f"{self.rows}x{self.cols} frame; Rows/Columns are wrong"
+            )
 
     def _decode_native(self, i: int) -> np.ndarray:
         offset = self._value_offset + i * self._frame_length
@@ -367,22 +453,34 @@ class DicomVideo(Video):
     def _pydicom_native(self, data: bytes) -> np.ndarray:
         from pydicom.pixels import get_decoder
 
-        arr, _ = get_decoder(self.syntax).as_array(data, raw=True, **self._options(1))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                arr, _ = get_decoder(self.syntax).as_array(data, raw=True, **self._options(1))
+        except Exception as exc:  # the header's geometry does not fit the frame's bytes
+            raise VideoError(f"{self.path}: cannot decode a frame ({_one_line(exc)})") from None
         return arr
 
     def _decode_jpeg(self, i: int) -> tuple[np.ndarray, str]:
         buf = np.frombuffer(self._index.read(i), np.uint8)
-        try:
-            if self.samples == 1:
-                arr = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-            elif _IMREAD_RGB is not None:
-                # libjpeg-turbo writes RGB directly (its YCbCr -> RGB transform, no BGR swap).
-                arr = cv2.imdecode(buf, _IMREAD_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
-            else:
-                arr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-                arr = None if arr is None else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-        except cv2.error:  # e.g. an empty fragment
-            arr = None
+        # libjpeg reports a corrupt or cut stream only as a warning on stderr and returns the
+        # frame anyway: capture it, and refuse the frame.
+        with dicom_meta.captured_stderr() as noise:
+            try:
+                if self.samples == 1:
+                    arr = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+                elif _IMREAD_RGB is not None:
+                    # libjpeg-turbo writes RGB directly (its YCbCr -> RGB transform, no BGR swap).
+                    arr = cv2.imdecode(buf, _IMREAD_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+                else:
+                    arr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+                    arr = None if arr is None else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+            except cv2.error:  # e.g. an empty fragment
+                arr = None
+        if noise and arr is not None:
+            raise VideoError(
+                f"{self.path}: frame {i} is corrupt (libjpeg: {_one_line(noise[0], 100)})"
+            )
         if arr is None or arr.shape[:2] != (self.rows, self.cols):
             # Not something libjpeg-turbo accepts as a frame of the declared size:
             # let pydicom's decoder have its say (and raise a clear error if it fails too).
@@ -396,7 +494,8 @@ class DicomVideo(Video):
             arr = codecs.jpeg8_decode(
                 self._index.read(i), colorspace="UNKNOWN", outcolorspace="UNKNOWN"
             )
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - a Rust plugin's panic is one
+            _decoder_failure(exc)
             raise VideoError(f"{self.path}: cannot decode frame {i} ({_one_line(exc)})") from None
         want = (self.rows, self.cols) + ((self.samples,) if self.samples > 1 else ())
         if arr.shape != want:
@@ -417,9 +516,16 @@ class DicomVideo(Video):
             self._check_pydicom_decoder()
         data = encapsulate([self._index.read(i)], has_bot=False)
         try:
-            arr, meta = self._pydicom_decoder.as_array(data, index=0, **self._options(1))
-        except Exception as exc:
+            with warnings.catch_warnings(), dicom_meta.captured_stderr() as noise:
+                warnings.simplefilter("error")  # a decoder's warning: this frame is not sound
+                arr, meta = self._pydicom_decoder.as_array(data, index=0, **self._options(1))
+        except BaseException as exc:  # noqa: BLE001 - a Rust plugin's panic is one
+            _decoder_failure(exc)
             raise VideoError(f"{self.path}: cannot decode frame {i} ({_one_line(exc)})") from None
+        if noise:
+            raise VideoError(
+                f"{self.path}: frame {i} is corrupt (decoder: {_one_line(noise[0], 100)})"
+            )
         return arr, str(meta.get("photometric_interpretation", self.photometric))
 
     def _options(self, n_frames: int) -> dict:

@@ -88,7 +88,7 @@ class FragmentIndex:
             for i, (off, length) in enumerate(zip(offsets, lengths, strict=True)):
                 self._frames[i] = [(self.first_fragment + int(off) + 8, int(length))]
             self.source = "extended offset table"
-        elif bot_length and bot_length // 4 == n_frames:
+        elif bot_length and bot_length == 4 * n_frames:
             bot = struct.unpack(
                 f"<{n_frames}I", pread_exact(fd, bot_length, value_offset + 8, path, "offset table")
             )

@@ -35,6 +35,7 @@ from typing import Annotated
 
 from thyrovid.errors import UserError
 from thyrovid.options import add_device_argument, add_work_argument
+from thyrovid.serve.security import FORM_SLACK, check_pairs, harden
 from thyrovid.serve.videos import TooLarge
 
 INSTALL = "pip install thyrovid[serve]  (fastapi, uvicorn, python-multipart)"
@@ -127,6 +128,7 @@ def create_app(
     readers_out: str | os.PathLike | None = None,
     seed: int = 0,
     score_scale: str = "probability",
+    host: str = "127.0.0.1",
 ):
     """The FastAPI app serving one run.
 
@@ -142,6 +144,8 @@ def create_app(
         readers_out: the readers.csv the study's readings are written to.
         seed: the study's case order seed.
         score_scale: what a reader's score is: "probability" or "tirads".
+        host: the address served (`--host`): Host headers are checked against it
+            (`thyrovid.serve.security`).
 
     Returns:
         fastapi.FastAPI.
@@ -178,6 +182,7 @@ def create_app(
             raise UserError(str(exc).replace(str(path), name)) from None
 
     add_routes(app, predictor, locked_predict, store, annotator, reading)
+    harden(app, host, (max_upload_mb << 20) + FORM_SLACK)  # Host, Origin, sizes, headers, docs
 
     @app.exception_handler(RequestValidationError)
     async def bad_form(request, exc: RequestValidationError):  # not FastAPI's 422 detail list
@@ -214,6 +219,7 @@ def create_app(
         with tempfile.TemporaryDirectory(prefix="thyrovid-serve-") as folder:
             path = _upload_path(file, folder)
             try:
+                check_pairs(len(frame))
                 if len(frame) != len(box):
                     raise UserError(f"give one frame per box (got {len(frame)} and {len(box)})")
                 pairs = [(f, parse_box(b)) for f, b in zip(frame, box)]
@@ -274,7 +280,7 @@ def run(args) -> int:
     app = create_app(
         args.run, args.device, args.work, args.max_upload_mb, root=args.root,
         annotate=args.annotate, study=args.study, readers_out=args.readers_out, seed=args.seed,
-        score_scale=args.score_scale, engine=args.engine,
+        score_scale=args.score_scale, engine=args.engine, host=args.host,
     )  # fmt: skip
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host} without authentication", file=sys.stderr)

@@ -90,7 +90,15 @@ def open_run(
     if not path.is_file():
         print(f"note: {path}: not found (stopped in epoch 1); starting again", file=sys.stderr)
         return None, None
-    return None, torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return None, torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or overwritten file: torch raises many types
+        why = " ".join(str(exc).split())[:120] or type(exc).__name__
+        return (
+            f"{path}: corrupt resume state ({why}); delete it to restart from epoch 1, or "
+            "train into a new --out",
+            None,
+        )
 
 
 def write_config(

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from thyrovid import distributed as dist
+from thyrovid.atomic import remove_stale_temps
 from thyrovid.clips.dataset import ClipDataset, read_clips
 from thyrovid.config import BALANCES, SCHEDULES, TrainConfig, load_config, parse_overrides
 from thyrovid.errors import UserError
@@ -216,6 +217,8 @@ def train(
     problem, state = dist.broadcast_object((problem, state))
     if problem:
         raise UserError(problem)
+    if dist.is_main():  # what a killed run left: .model.tmp-*, .log.tmp-*, state/.last.tmp-*
+        remove_stale_temps(out, out / "state")
     net = build_network(config)  # before writing anything: it checks the architecture options
     if config.init_from and state is None:
         initialise_from_run(net, config)
