@@ -36,12 +36,11 @@ from typing import Annotated
 from thyrovid.errors import UserError
 from thyrovid.options import add_device_argument, add_work_argument
 from thyrovid.serve.security import FORM_SLACK, check_pairs, harden
-from thyrovid.serve.videos import TooLarge
+from thyrovid.serve.videos import TooLarge, save_upload
 
 INSTALL = "pip install thyrovid[serve]  (fastapi, uvicorn, python-multipart)"
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
-UPLOAD_CHUNK = 1 << 20
 KNOWN_SUFFIXES = {".dcm", ".dicom", ".dic", ".avi", ".mp4", ".mov", ".mkv", ".m4v", ".mpg",
                   ".mpeg", ".wmv"}  # fmt: skip
 
@@ -100,20 +99,6 @@ def _upload_path(upload, folder: str) -> Path:
     """Where an upload is saved: `folder`/upload plus its suffix when it is a known one."""
     suffix = Path(upload.filename or "").suffix.lower()
     return Path(folder) / ("upload" + (suffix if suffix in KNOWN_SUFFIXES else ""))
-
-
-def _save_upload(upload, path: Path, max_bytes: int) -> Path:
-    """Copy the uploaded file to `path` in chunks, refusing more than `max_bytes`."""
-    size = 0
-    with open(path, "wb") as fh:
-        while chunk := upload.file.read(UPLOAD_CHUNK):
-            size += len(chunk)
-            if size > max_bytes:
-                raise TooLarge(f"uploaded video is larger than {max_bytes >> 20} MiB")
-            fh.write(chunk)
-    if size == 0:
-        raise UserError("uploaded video is empty")
-    return path
 
 
 def create_app(
@@ -223,7 +208,7 @@ def create_app(
                 if len(frame) != len(box):
                     raise UserError(f"give one frame per box (got {len(frame)} and {len(box)})")
                 pairs = [(f, parse_box(b)) for f, b in zip(frame, box)]
-                _save_upload(file, path, max_upload_mb << 20)
+                save_upload(file, path, max_upload_mb << 20)
                 with lock:
                     result = predictor.predict(path, pairs, cam=cam)
             except UserError as exc:  # the temp path means nothing to the user
