@@ -247,18 +247,12 @@ def run(args) -> int:
         f"P(malignant) by {diff:.3g}",
         file=sys.stderr,
     )
-    if not diff <= args.atol:
-        print(
-            f"thyrovid export: onnxruntime P(malignant) differs from PyTorch by {diff:.3g}"
-            f" > --atol {args.atol:g}",
-            file=sys.stderr,
-        )
-        return 1
-    if not rel <= args.atol:
-        print(
-            f"thyrovid export: onnxruntime logit differs from PyTorch by {rel:.3g} (relative)"
-            f" > --atol {args.atol:g}",
-            file=sys.stderr,
-        )
-        return 1
+    for what, value, unit in (("P(malignant)", diff, ""), ("logit", rel, " (relative)")):
+        if not value <= args.atol:  # NaN fails too
+            print(
+                f"thyrovid export: onnxruntime {what} differs from PyTorch by {value:.3g}{unit}"
+                f" > --atol {args.atol:g}",
+                file=sys.stderr,
+            )
+            return 1
     return 0
