@@ -170,6 +170,21 @@ def test_white_tophat_lights_small_bright_foci_not_large_bright_regions():
     assert prior[0, 0, 1, 50, 40] < 0.05
 
 
+@pytest.mark.parametrize("shape", [(2, 1, 37, 30), (2, 1, 3, 16, 21)])
+def test_fast_max_filter_equals_max_pooling(shape):
+    """The separable running maximum gives max pooling's numbers, borders included."""
+    from torch.nn import functional as F
+
+    from thyrovid.models.attention import _max_filter
+
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    if len(shape) == 4:
+        expected = F.max_pool2d(x, 7, 1, 3)
+    else:
+        expected = F.max_pool3d(x, (1, 7, 7), 1, (0, 3, 3))
+    assert torch.equal(_max_filter(x, len(shape) - 2, 7), expected)
+
+
 def test_attention_map_starts_on_the_calcification():
     img = _frame_with_foci()
     prior = calcification_prior(img, dims=2)

@@ -22,11 +22,23 @@ TOPHAT_KERNEL = 7
 
 
 def _max_filter(x: torch.Tensor, dims: int, kernel: int) -> torch.Tensor:
-    """k x k max filter per frame (-inf padding, so borders are not darkened)."""
+    """k x k max filter per frame (-inf padding, so borders are not darkened).
+
+    Separable (rows, then columns) as a running maximum over shifted views: the same numbers
+    as ``max_pool2d``/``max_pool3d`` with stride 1, about 10x faster on the CPU (those kernels
+    keep argmax indices and do k*k comparisons per pixel); `dims` only names the layout, the
+    filter acts on the last two axes either way.
+    """
     pad = kernel // 2
-    if dims == 2:
-        return F.max_pool2d(x, kernel, 1, pad)
-    return F.max_pool3d(x, (1, kernel, kernel), 1, (0, pad, pad))
+    out = x
+    for axis in (-1, -2):
+        n = out.shape[axis]
+        padding = (pad, pad) if axis == -1 else (0, 0, pad, pad)
+        padded = F.pad(out, padding, value=float("-inf"))
+        out = padded.narrow(axis, 0, n).clone()
+        for i in range(1, kernel):
+            out = torch.maximum(out, padded.narrow(axis, i, n))
+    return out
 
 
 def white_tophat(gray: torch.Tensor, dims: int, kernel: int = TOPHAT_KERNEL) -> torch.Tensor:
