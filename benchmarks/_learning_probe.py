@@ -5,6 +5,13 @@ project's `build_model` and augmentation, printing one JSON line per epoch and a
 the external/test AUROC per centre (and per-centre BatchNorm re-estimation with --adabn).
 
     python benchmarks/_learning_probe.py WORK --dims 2 --epochs 12 --aug shift --flip --adabn
+
+Third round: `--aux W --truth PHANTOM/truth.csv` adds 11 TI-RADS feature targets (from the
+phantom's truth: composition, echogenicity, shape, margin, foci) to the loss with weight W, and
+prints each target's clip-level AUROC on train and external; `--auxhead` makes the malignancy
+logit a linear function of those 11 feature logits (and the box aspect); `--arch plain` is an
+8-convolution plain CNN (no stem downsampling) instead of a registry network; `--dump DIR`
+saves the feature logits per split (DIR/aux_<split>.npy).
 """
 
 import argparse
@@ -49,6 +56,10 @@ p.add_argument("--tophat", action="store_true")
 p.add_argument("--aspect", action="store_true")
 p.add_argument("--mixup", type=float, default=0)
 p.add_argument("--warmup", type=float, default=0.05)
+p.add_argument("--aux", type=float, default=0, help="weight of the TI-RADS feature targets")
+p.add_argument("--auxhead", action="store_true", help="malignancy = linear(feature logits)")
+p.add_argument("--truth", help="the phantom's truth.csv (for --aux)")
+p.add_argument("--dump", help="folder for the feature logits per split")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
@@ -76,16 +87,74 @@ if a.frametrain:
         ).unsqueeze(1)
         for s_, df in splits.items()
     }
-net = build_model(
-    a.arch,
-    dims=a.dims,
-    width=a.width,
-    dropout=a.dropout,
-    temporal_strides=tuple(int(v) for v in a.ts.split(",")),
-    attention=a.attention,
-    input_frames=T,
-    in_channels=2 if a.tophat else 1,
+if a.aux or a.auxhead:
+    a.aspect = True  # the feature head lives in the side-input wrapper
+AUX_NAMES = ["solid", "mixed", "hypo+", "very_hypo", "ttw", "msus", "ete", "micro", "macro"]
+AUX_NAMES += ["rim_continuous", "rim_interrupted"]
+
+
+class Plain(nn.Module):
+    """Four stages of two 3x3(x3) convolutions, 16-128 channels; the first keeps full size."""
+
+    def __init__(self, dims, channels=(16, 32, 64, 128)):
+        super().__init__()
+        conv = nn.Conv2d if dims == 2 else nn.Conv3d
+        norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
+        layers, cin = [], 1
+        for i, c in enumerate(channels):
+            st = 1 if i == 0 else 2
+            stride = st if dims == 2 else (1 if i < 2 else 2, st, st)
+            layers += [conv(cin, c, 3, stride=stride, padding=1, bias=False), norm(c), nn.ReLU()]
+            layers += [conv(c, c, 3, padding=1, bias=False), norm(c), nn.ReLU()]
+            cin = c
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1) if dims == 2 else nn.AdaptiveAvgPool3d(1)
+        self.out_channels = cin
+        self.fc = nn.Linear(cin, 1)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+net = (
+    Plain(a.dims)
+    if a.arch == "plain"
+    else build_model(
+        a.arch,
+        dims=a.dims,
+        width=a.width,
+        dropout=a.dropout,
+        temporal_strides=tuple(int(v) for v in a.ts.split(",")),
+        attention=a.attention,
+        input_frames=T,
+        in_channels=2 if a.tophat else 1,
+    )
 )
+
+
+def aux_targets(df):
+    t = TRUTH.loc[df.nodule_id]
+    cols = [
+        t.composition == "solid",
+        t.composition == "mixed",
+        t.echogenicity != "iso_hyper",
+        t.echogenicity == "very_hypo",
+        t.taller_than_wide == 1,
+        t.margin.isin(["lobulated", "irregular", "extrathyroidal"]),
+        t.margin == "extrathyroidal",
+        t.n_micro > 0,
+        t.n_macro > 0,
+        t.rim == "continuous",
+        t.rim == "interrupted",
+    ]
+    return torch.tensor(np.stack([np.asarray(c, dtype=np.float32) for c in cols], 1))
+
+
+if a.aux or a.auxhead:
+    if not a.truth:
+        p.error("--aux/--auxhead need --truth PHANTOM/truth.csv")
+    TRUTH = pd.read_csv(a.truth).set_index("nodule_id")
+    AUX = {s_: aux_targets(df) for s_, df in splits.items()}
 ASP = {
     s_: torch.tensor(np.log((df.y1 - df.y0).values / (df.x1 - df.x0).values), dtype=torch.float32)
     for s_, df in splits.items()
@@ -96,13 +165,17 @@ class Side(nn.Module):
     def __init__(self, net):
         super().__init__()
         self.net = net
-        self.fc = nn.Linear(net.out_channels + 1, 1)
+        self.fc = nn.Linear((len(AUX_NAMES) if a.auxhead else net.out_channels) + 1, 1)
+        self.aux = nn.Linear(net.out_channels, len(AUX_NAMES))
         self.dp = nn.Dropout(a.dropout)
         nn.init.normal_(self.fc.weight, std=0.01)
         nn.init.zeros_(self.fc.bias)
 
     def forward(self, x, asp):
         f = self.net.pool(self.net.features(x)).flatten(1)
+        self.last = self.aux(f)
+        if a.auxhead:
+            return self.fc(torch.cat([self.last, 3 * asp[:, None]], 1))
         return self.fc(self.dp(torch.cat([f, 3 * asp[:, None]], 1)))
 
 
@@ -228,6 +301,8 @@ for ep in range(a.epochs):
         loss = F.binary_cross_entropy_with_logits(
             run(net, xn, ASP["train"][idx]).squeeze(1), yt, weight=w
         )
+        if a.aux:
+            loss = loss + a.aux * F.binary_cross_entropy_with_logits(net.last, AUX["train"][idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -270,4 +345,21 @@ for s in ("test", "external"):
             pr = predict(m, X[s], asp=ASP[s])
         for cen, d in splits[s].assign(prob=pr).groupby("center"):
             final[f"{s}{'_adabn' if ad else ''}_{cen}"] = round(pat_auc(d, d.prob.values), 3)
+if a.aux or a.auxhead:
+    m.eval()
+    with torch.no_grad():
+        for s_ in ("train", "val", "test", "external"):
+            outs = []
+            for i in range(0, len(X[s_]), 64):
+                run(m, NORM(X[s_][i : i + 64].float()), ASP[s_][i : i + 64])
+                outs.append(m.last)
+            o, y = torch.cat(outs).numpy(), AUX[s_].numpy()
+            if a.dump:
+                np.save(f"{a.dump}/aux_{s_}.npy", o)
+            if s_ in ("train", "external"):
+                final["aux_" + s_] = {
+                    name: round(float(auc(y[:, k], o[:, k])), 3)
+                    for k, name in enumerate(AUX_NAMES)
+                    if 0 < y[:, k].mean() < 1
+                }
 print(json.dumps({"final": final, "args": vars(a)}))

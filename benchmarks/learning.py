@@ -2,6 +2,7 @@
 
     python benchmarks/learning.py                 # the full sweep (about 30 min on 2 cores)
     python benchmarks/learning.py --quick         # one seed, two training points (a few min)
+    python benchmarks/learning.py --baselines-only OUT/work ...   # the baselines of work folders
 
 One phantom cohort (`--patients`, seed 0) is drawn and cut once per input size. Patient-level
 AUROC on the external split (soft voting: clip -> video -> nodule -> patient means, as
@@ -12,9 +13,11 @@ AUROC on the external split (soft voting: clip -> video -> nodule -> patient mea
   train+val, with microcalcifications counted (a) as present, (b) only where a focus is in the
   key frame's plane (what one static frame allows), (c) only where a focus is in some frame of the
   cut clip (what the 3D clip allows);
-- a non-deep baseline in the same run: logistic regression on hand-made clip features (bright-
+- two non-deep baselines in the same run: logistic regression on hand-made clip features (bright-
   focus pixels, frames in which a bright focus persists, nodule echo against its surround, box
-  aspect), fitted on train+val clips;
+  aspect), fitted on train+val clips; and the same families measured better (focus strength as
+  a white top-hat over the clip and at the key frame, its persistence, the nodule's median echo,
+  log box aspect: `tophat_features`);
 - the project's own `train` + `evaluate` over a sweep of what decides learning: training
   patients (a patient-grouped subset of the train split; val, test and external fixed), input
   size, epochs, for several seeds; 2D beside 3D at the centre point. Each point records the
@@ -146,12 +149,20 @@ def clip_features(work: Path, clips: pd.DataFrame) -> np.ndarray:
     return np.asarray(rows)
 
 
-def handmade_baseline(work: Path, clips: pd.DataFrame) -> float | None:
+def tophat_features(work: Path, clips: pd.DataFrame) -> np.ndarray:
+    """The same families measured better: the package's baseline (thyrovid.evaluation.baseline)."""
+    from thyrovid.evaluation.baseline import work_features
+
+    return work_features(work, clips)
+
+
+def handmade_baseline(work: Path, clips: pd.DataFrame, features=None) -> float | None:
+    """Patient-level external AUROC of a logistic regression on hand-made clip features."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x = clip_features(work, clips)
+    x = (features or clip_features)(work, clips)
     fit = clips["split"].isin(["train", "val"]).to_numpy()
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     model.fit(x[fit], clips["label"][fit])
@@ -257,7 +268,28 @@ def main(argv=None) -> int:
     p.add_argument("--recipe", default="", help="extra TrainConfig key=value,... (the demo's)")
     p.add_argument("--quick", action="store_true", help="one seed, two training points")
     p.add_argument("--out", help="folder to keep (default: a temporary one)")
+    p.add_argument(
+        "--baselines-only",
+        nargs="+",
+        metavar="WORK",
+        help="only score the two hand-made baselines on these extracted work folders "
+        "(e.g. a demo's OUT/work), no synth, no training",
+    )
     args = p.parse_args(argv)
+    if args.baselines_only:
+        out = {}
+        for folder in args.baselines_only:
+            work = Path(folder)
+            clips = pd.read_csv(work / "clips.csv")
+            out[str(work)] = {
+                "external_patients": int(
+                    clips.loc[clips["split"] == "external", "patient_id"].nunique()
+                ),
+                "handmade_baseline": handmade_baseline(work, clips),
+                "handmade_baseline_tophat": handmade_baseline(work, clips, tophat_features),
+            }
+        print(json.dumps(out, indent=1))
+        return 0
     seeds = [int(s) for s in args.seeds.split(",")]
     sizes = [int(s) for s in args.sizes.split(",")]
     subsets = [None if s == "all" else int(s) for s in args.train_patients.split(",")]
@@ -295,6 +327,12 @@ def main(argv=None) -> int:
     report["ceilings"] = ceilings(phantom, clips)
     report["handmade_baseline"] = {
         str(size): handmade_baseline(works[size], pd.read_csv(works[size] / "clips.csv"))
+        for size in sizes
+    }
+    report["handmade_baseline_tophat"] = {
+        str(size): handmade_baseline(
+            works[size], pd.read_csv(works[size] / "clips.csv"), tophat_features
+        )
         for size in sizes
     }
     print(json.dumps({"progress": report}), file=sys.stderr, flush=True)

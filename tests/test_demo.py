@@ -22,7 +22,12 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path):
     )
     summary = run_demo(settings)
     out = tmp_path / "demo"
-    assert set(summary["seconds"]) >= {"synth", "extract", "train_3d", "train_2d", "readers"}
+    assert set(summary["seconds"]) >= {
+        "synth", "extract", "train_3d", "train_2d", "baseline", "readers"
+    }  # fmt: skip
+    # the hand-made reference is scored on the same external patients as the networks
+    assert 0.0 <= summary["handmade_baseline"]["external"] <= 1.0
+    assert json.loads((tmp_path / "demo" / "baseline.json").read_text())["features"]
     for dims in ("3d", "2d"):
         run = out / "runs" / f"{dims}_resnet50"
         assert (run / "model.safetensors").is_file()
