@@ -18,6 +18,13 @@ class CohortError(UserError):
     """A cohort.csv row or file that does not satisfy the contract."""
 
 
+class ModelError(UserError):
+    """The run's model cannot be used (for example an export onnxruntime cannot load).
+
+    Unlike a bad video, it stops the whole command: no other video would fare better.
+    """
+
+
 def plain(exc: BaseException) -> str:
     """An exception's message for a user's line with its paths as written.
 

@@ -130,6 +130,28 @@ def test_a_copied_run_keeps_its_export_a_retrained_one_does_not(tiny, exported, 
     assert "note:" in captured.err and "other weights" in captured.err
 
 
+def test_an_export_onnxruntime_cannot_load_stops_the_run_in_one_line(
+    tiny, exported, tmp_path, capsys
+):
+    """The session loads in the background while videos are read; its failure is the run's."""
+    rows = evaluated_clips(tiny)
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text(
+        "video,frame,x0,y0,x1,y1\n"
+        + "".join(
+            f"{tiny['phantom'] / r.video},{r.key_frame},{r.x0:g},{r.y0:g},{r.x1:g},{r.y1:g}\n"
+            for r in rows.drop_duplicates("video_id").head(2).itertuples()
+        )
+    )
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken, copy_function=shutil.copy)
+    (broken / "model.onnx").write_bytes(b"not an onnx graph" * 64)
+    assert main(["predict", str(broken), "--boxes", str(boxes), "--engine", "onnx"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.onnx: onnxruntime cannot load it" in err[0], err
+    assert "skipped" not in err[0] and "export again" in err[0]
+
+
 def test_onnx_engine_needs_an_export_and_the_cpu(tiny, capsys):
     _, args = _case(tiny)
     assert main(["predict", str(tiny["run"]), *args, "--engine", "onnx"]) == 2

@@ -12,11 +12,13 @@ This module imports numpy and onnxruntime only: no torch, no pandas (`thyrovid p
 from __future__ import annotations
 
 import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from thyrovid.errors import UserError
+from thyrovid.errors import ModelError, UserError
 from thyrovid.inference.views import tta_views
 
 INSTALL = "pip install thyrovid[onnx]  (onnx, onnxruntime)"
@@ -24,7 +26,8 @@ INSTALL = "pip install thyrovid[onnx]  (onnx, onnxruntime)"
 # alone but 4.5-6.5 s for a batch of 3 (larger im2col buffers); memory stays one clip's.
 BATCH = 1
 
-_SESSIONS: dict[tuple[str, int, int], object] = {}
+_SESSIONS: dict[tuple[str, int, int], Future] = {}
+_LOADER: ThreadPoolExecutor | None = None
 
 
 def cpu_threads() -> int:
@@ -38,36 +41,54 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session(path: str | os.PathLike, threads: int):
-    """The onnxruntime session of `path` with `threads` intra-op threads, made once per process.
-
-    A file replaced on disk (another mtime) gets a new session.
-    """
+def _make_session(path: Path, threads: int):
     try:
         import onnxruntime as ort
     except ImportError:
         raise UserError(f"the ONNX engine needs the `onnxruntime` package: {INSTALL}") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # errors only: no optimizer chatter on stderr
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        why = (str(exc).strip().splitlines() or ["failed"])[0][:160]
+        raise UserError(f"{path}: onnxruntime cannot load it ({why}); export again") from None
+
+
+def session_async(path: str | os.PathLike, threads: int) -> Future:
+    """Start making the session of `path` in a background thread (once per process).
+
+    onnxruntime builds and optimises the graph without holding the GIL, so the caller can
+    import and decode the video meanwhile (a full-size 3D network takes about 0.4 s to load on
+    2 cores, about as long as importing pydicom and reading the frames). A file replaced on
+    disk (another mtime) gets a new session; one that failed to load is tried again next time.
+    """
+    global _LOADER
     path = Path(path).resolve()
     key = (str(path), path.stat().st_mtime_ns, int(threads))
-    if key not in _SESSIONS:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3  # errors only: no optimizer chatter on stderr
-        try:
-            _SESSIONS[key] = ort.InferenceSession(
-                str(path), opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            why = (str(exc).strip().splitlines() or ["failed"])[0][:160]
-            raise UserError(f"{path}: onnxruntime cannot load it ({why}); export again") from None
-    return _SESSIONS[key]
+    future = _SESSIONS.get(key)
+    if future is None or (future.done() and future.exception() is not None):
+        if _LOADER is None:
+            _LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-load")
+        future = _SESSIONS[key] = _LOADER.submit(_make_session, path, int(threads))
+    return future
+
+
+def session(path: str | os.PathLike, threads: int):
+    """The onnxruntime session of `path` with `threads` intra-op threads, made once per process."""
+    return session_async(path, threads).result()
 
 
 class OnnxModel:
     """An exported run on onnxruntime: uint8 clips (or key-frame images) -> P(malignant).
+
+    The session is made in the background from construction on (`session_async`); the first
+    call that needs it waits for it and checks the graph (`wait_seconds` says how long it
+    waited).
 
     Args:
         path: the .onnx file `thyrovid export` wrote.
@@ -78,18 +99,38 @@ class OnnxModel:
 
     def __init__(self, path: str | os.PathLike, shape: tuple[int, ...], threads: int | None = None):
         self.path = Path(path)
+        self.shape = tuple(shape)
         self.threads = int(threads or cpu_threads())
-        self.session = session(self.path, self.threads)
-        inputs = {i.name: i.shape for i in self.session.get_inputs()}
-        outputs = {o.name for o in self.session.get_outputs()}
+        self._future = session_async(self.path, self.threads)
+        self._session = None
+        self.wait_seconds = 0.0
+
+    @property
+    def session(self):
+        """The checked onnxruntime session (waits for the background load the first time)."""
+        if self._session is None:
+            start = time.perf_counter()
+            try:
+                sess = self._future.result()
+            except UserError as exc:
+                raise ModelError(str(exc)) from None
+            finally:
+                self.wait_seconds += time.perf_counter() - start
+            self._check(sess)
+            self._session = sess
+        return self._session
+
+    def _check(self, sess) -> None:
+        inputs = {i.name: i.shape for i in sess.get_inputs()}
+        outputs = {o.name for o in sess.get_outputs()}
         if "pixels" not in inputs or "prob" not in outputs:
-            raise UserError(
+            raise ModelError(
                 f"{self.path}: not a `thyrovid export` model (needs input pixels, output prob)"
             )
         graph = list(inputs["pixels"])[2:]  # (batch, 1, *shape); the batch axis is symbolic
-        if len(graph) != len(shape) or any(g != s for g, s in zip(graph, shape)):
-            raise UserError(
-                f"{self.path}: takes clips of {graph}, but the run cuts {list(shape)}; "
+        if len(graph) != len(self.shape) or any(g != s for g, s in zip(graph, self.shape)):
+            raise ModelError(
+                f"{self.path}: takes clips of {graph}, but the run cuts {list(self.shape)}; "
                 "export the run again (`thyrovid export RUN`)"
             )
 

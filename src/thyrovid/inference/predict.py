@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thyrovid.errors import UserError
+from thyrovid.errors import ModelError, UserError
 from thyrovid.inference.newvideo import Box, cut_clips, short_video_note
 from thyrovid.options import add_device_argument, add_work_argument
 from thyrovid.reliability import (
@@ -169,6 +169,15 @@ class Predictor:
             self.band = threshold_band(self.run_dir) if self.threshold is not None else None
         self.load_seconds = time.perf_counter() - start
 
+    def ready(self) -> float:
+        """Wait until the model can run; the seconds waited (the ONNX session loads in the
+        background from construction on, see `OnnxModel`). Raises ModelError when it cannot."""
+        if self.onnx is None:
+            return 0.0
+        before = self.onnx.wait_seconds
+        self.onnx.session  # noqa: B018 (waits for and checks the session)
+        return self.onnx.wait_seconds - before
+
     def _clip_shape(self) -> tuple[int, ...]:
         size = (self.prep.size, self.prep.size)
         return (self.prep.frames, *size) if self.prep.dims == 3 else size
@@ -232,6 +241,7 @@ class Predictor:
 
         seconds: dict[str, float] = {"load": self.load_seconds}
         x, plans = cut_clips(video_path, pairs, self.prep, timing=seconds)
+        seconds["load"] += self.ready()  # the ONNX session loads while the video is read
         start = time.perf_counter()
         probs = self.clip_probs(x)
         seconds["model"] = time.perf_counter() - start
@@ -516,7 +526,7 @@ def run(args) -> int:
             if args.timing:
                 print(_timing_line(results[-1], predictor), file=sys.stderr)
         except UserError as exc:
-            if len(jobs) == 1 and not args.boxes:
+            if isinstance(exc, ModelError) or (len(jobs) == 1 and not args.boxes):
                 raise
             bad += 1
             listed.append(_skipped_entry(video, str(exc)))

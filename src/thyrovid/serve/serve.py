@@ -154,6 +154,7 @@ def create_app(
     store = VideoStore(root, max_upload_mb << 20)
     annotator = Annotator(annotate) if annotate is not None else None
     reading = Study(study, readers_out, seed, score_scale) if study is not None else None
+    predictor.ready()  # a model that cannot run stops the server at start, not at a request
     lock = threading.Lock()  # one prediction at a time: Grad-CAM hooks the shared model
     app = FastAPI(title="thyrovid", description=__doc__.split("\n\n")[0])
     app.router.add_event_handler("shutdown", store.close)
