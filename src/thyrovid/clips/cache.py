@@ -24,13 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from thyrovid.atomic import atomic_path
-from thyrovid.clips.geometry import resize_crop, window_indices
+from thyrovid.clips.geometry import CHUNK, resize_crop, window_indices
 from thyrovid.errors import UserError
 
 if TYPE_CHECKING:  # only for annotations: worker processes never import pandas
     import pandas as pd
 
-CHUNK = 64  # frames decoded per frames() call: bounds memory on long, high-resolution videos
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:

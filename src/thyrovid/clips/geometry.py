@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+CHUNK = 64  # frames decoded per frames() call: bounds memory on long, high-resolution videos
+
 
 def expand_box(box: Sequence[float], expand: float, bounds: Sequence[int]):
     """Expand `box` (x0, y0, x1, y1) `expand`x about its centre, round, clamp to `bounds`.

@@ -80,8 +80,7 @@ def cut_clips(video_path, pairs: Sequence[tuple[int, Box]], prep: Preprocessing,
         (x, plans): x uint8 (N, T, size, size) for a 3D run or (N, size, size) for a 2D run;
         plans: one `plan_clip` dict per pair (without `indices`).
     """
-    from thyrovid.clips.cache import CHUNK
-    from thyrovid.clips.geometry import resize_crop
+    from thyrovid.clips.geometry import CHUNK, resize_crop  # not clips.cache: multiprocessing
     from thyrovid.io import open_video, to_gray
 
     if not pairs:
