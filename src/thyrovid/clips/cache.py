@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # only for annotations: worker processes never import pandas
     import pandas as pd
 
 
-
 def _save_atomic(path: Path, array: np.ndarray) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)
