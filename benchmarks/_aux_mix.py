@@ -16,8 +16,8 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-NAMES = ["solid", "mixed", "hypo+", "very_hypo", "ttw", "msus", "ete", "micro", "macro"]
-NAMES += ["rim_continuous", "rim_interrupted"]
+from _tirads import NAMES, targets  # benchmarks/_tirads.py
+
 GROUPS = {
     "composition": [0, 1],
     "echogenicity": [2, 3],
@@ -29,24 +29,6 @@ GROUPS = {
 }
 
 
-def true_columns(truth: pd.DataFrame, clips: pd.DataFrame) -> np.ndarray:
-    t = truth.loc[clips.nodule_id]
-    cols = [
-        t.composition == "solid",
-        t.composition == "mixed",
-        t.echogenicity != "iso_hyper",
-        t.echogenicity == "very_hypo",
-        t.taller_than_wide == 1,
-        t.margin.isin(["lobulated", "irregular", "extrathyroidal"]),
-        t.margin == "extrathyroidal",
-        t.n_micro > 0,
-        t.n_macro > 0,
-        t.rim == "continuous",
-        t.rim == "interrupted",
-    ]
-    return np.stack([np.asarray(c, float) for c in cols], 1)
-
-
 def main() -> None:
     work, truth_csv, dump = sys.argv[1:4]
     clips = pd.read_csv(f"{work}/clips.csv")
@@ -55,7 +37,7 @@ def main() -> None:
         s: clips[clips.split == s].reset_index(drop=True) for s in ("train", "val", "external")
     }
     net = {s: np.load(f"{dump}/aux_{s}.npy") for s in splits}
-    true = {s: true_columns(truth, d) for s, d in splits.items()}
+    true = {s: targets(truth, d).astype(float) for s, d in splits.items()}
     aspect = {
         s: np.log((d.y1 - d.y0) / (d.x1 - d.x0)).to_numpy()[:, None] for s, d in splits.items()
     }

@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from _tirads import NAMES as TIRADS_NAMES  # benchmarks/_tirads.py
+from _tirads import targets as tirads_targets
 from thyrovid.models import build_model
 from thyrovid.stats.roc import auc
 from thyrovid.training.augment import AugmentParams, augment_batch
@@ -89,8 +91,7 @@ if a.frametrain:
     }
 if a.aux or a.auxhead:
     a.aspect = True  # the feature head lives in the side-input wrapper
-AUX_NAMES = ["solid", "mixed", "hypo+", "very_hypo", "ttw", "msus", "ete", "micro", "macro"]
-AUX_NAMES += ["rim_continuous", "rim_interrupted"]
+AUX_NAMES = TIRADS_NAMES
 
 
 class Plain(nn.Module):
@@ -132,29 +133,11 @@ net = (
 )
 
 
-def aux_targets(df):
-    t = TRUTH.loc[df.nodule_id]
-    cols = [
-        t.composition == "solid",
-        t.composition == "mixed",
-        t.echogenicity != "iso_hyper",
-        t.echogenicity == "very_hypo",
-        t.taller_than_wide == 1,
-        t.margin.isin(["lobulated", "irregular", "extrathyroidal"]),
-        t.margin == "extrathyroidal",
-        t.n_micro > 0,
-        t.n_macro > 0,
-        t.rim == "continuous",
-        t.rim == "interrupted",
-    ]
-    return torch.tensor(np.stack([np.asarray(c, dtype=np.float32) for c in cols], 1))
-
-
 if a.aux or a.auxhead:
     if not a.truth:
         p.error("--aux/--auxhead need --truth PHANTOM/truth.csv")
     TRUTH = pd.read_csv(a.truth).set_index("nodule_id")
-    AUX = {s_: aux_targets(df) for s_, df in splits.items()}
+    AUX = {s_: torch.from_numpy(tirads_targets(TRUTH, df)) for s_, df in splits.items()}
 ASP = {
     s_: torch.tensor(np.log((df.y1 - df.y0).values / (df.x1 - df.x0).values), dtype=torch.float32)
     for s_, df in splits.items()
