@@ -1,8 +1,9 @@
 """`thyrovid demo`: the whole flow on the phantom, end to end.
 
 synth -> extract -> train (3D and 2D twins of one architecture) -> evaluate -> a hand-made
-baseline on the same clips (`evaluation.baseline`) -> compare (DeLong 3D vs 2D) -> reader study (simulated radiologists with and without the 3D model) -> Grad-CAM
-scored against the phantom's calcification masks.
+baseline on the same clips (`evaluation.baseline`) -> compare (DeLong 3D vs 2D) -> reader study
+(simulated radiologists with and without the 3D model) -> Grad-CAM scored against the
+phantom's calcification masks.
 
 The default settings are sized for a laptop CPU (under 10 minutes on 2 cores): 300 phantom
 patients, 16-frame clips at 64 px, a width-reduced network and a CPU recipe that goes beyond the
@@ -115,7 +116,7 @@ def run_demo(s: DemoSettings) -> dict:
     with _stage(summary, "baseline", title):
         from thyrovid.evaluation.baseline import handmade_baseline
 
-        baseline = handmade_baseline(work)
+        baseline = handmade_baseline(work)  # train needs both classes, so the fit has them
         write_text_atomic(out / "baseline.json", json.dumps(baseline, indent=2) + "\n")
         summary["handmade_baseline"] = baseline["patient_auroc"]
     with _stage(summary, "compare", "compare: 3D vs 2D (DeLong), ROC curves, confusion matrices"):
