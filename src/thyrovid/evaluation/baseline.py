@@ -68,15 +68,13 @@ def clip_features(clip: np.ndarray, key_index: int, box_hw: tuple[int, int]) -> 
     ]
 
 
-def work_features(work: str | Path, clips: pd.DataFrame, column: str = "clip_path") -> np.ndarray:
-    """(n_clips, 5) features of every row of clips.csv (`column`: clip_path or image_path)."""
+def work_features(work: str | Path, clips: pd.DataFrame) -> np.ndarray:
+    """(n_clips, 5) features of every row of clips.csv (its clips/*.npy)."""
     work = Path(work)
     rows = []
     for r in clips.itertuples(index=False):
-        key = int(r.key_frame) - int(r.first_frame) if column == "clip_path" else 0
-        rows.append(
-            clip_features(np.load(work / getattr(r, column)), key, (r.y1 - r.y0, r.x1 - r.x0))
-        )
+        key = int(r.key_frame) - int(r.first_frame)
+        rows.append(clip_features(np.load(work / r.clip_path), key, (r.y1 - r.y0, r.x1 - r.x0)))
     return np.asarray(rows, np.float64).reshape(len(rows), len(FEATURES))
 
 
