@@ -2,8 +2,8 @@
 
 `thyrovid export RUN` writes RUN/model.onnx: raw pixels in (0..255, the normalisation is inside
 the graph), logit and P(malignant) out (see `thyrovid.inference.export`). `OnnxModel` runs it
-on the CPU with onnxruntime, the session created once per process (`session`) with one thread
-per CPU this process may use (`cpu_threads`; OMP_NUM_THREADS, when set, takes precedence).
+on the CPU with onnxruntime, the session created once per process (`session_async`) with one
+thread per CPU this process may use (`cpu_threads`; OMP_NUM_THREADS, when set, takes precedence).
 
 This module imports numpy and onnxruntime only: no torch, no pandas (`thyrovid predict
 --engine onnx` checks it in a subprocess).
@@ -78,17 +78,11 @@ def session_async(path: str | os.PathLike, threads: int) -> Future:
     return future
 
 
-def session(path: str | os.PathLike, threads: int):
-    """The onnxruntime session of `path` with `threads` intra-op threads, made once per process."""
-    return session_async(path, threads).result()
-
-
 class OnnxModel:
     """An exported run on onnxruntime: uint8 clips (or key-frame images) -> P(malignant).
 
-    The session is made in the background from construction on (`session_async`); the first
-    call that needs it waits for it and checks the graph (`wait_seconds` says how long it
-    waited).
+    The session is made in the background from construction on (`session_async`); `ready`
+    (or the first use of `session`) waits for it and checks the graph.
 
     Args:
         path: the .onnx file `thyrovid export` wrote.
@@ -103,21 +97,29 @@ class OnnxModel:
         self.threads = int(threads or cpu_threads())
         self._future = session_async(self.path, self.threads)
         self._session = None
-        self.wait_seconds = 0.0
+
+    def ready(self) -> float:
+        """Wait for the background load and check the graph (once); the seconds waited.
+
+        Raises:
+            ModelError: onnxruntime cannot load the file, or it is not this run's export.
+        """
+        if self._session is not None:
+            return 0.0
+        start = time.perf_counter()
+        try:
+            sess = self._future.result()
+        except UserError as exc:
+            raise ModelError(str(exc)) from None
+        waited = time.perf_counter() - start
+        self._check(sess)
+        self._session = sess
+        return waited
 
     @property
     def session(self):
-        """The checked onnxruntime session (waits for the background load the first time)."""
-        if self._session is None:
-            start = time.perf_counter()
-            try:
-                sess = self._future.result()
-            except UserError as exc:
-                raise ModelError(str(exc)) from None
-            finally:
-                self.wait_seconds += time.perf_counter() - start
-            self._check(sess)
-            self._session = sess
+        """The checked onnxruntime session."""
+        self.ready()
         return self._session
 
     def _check(self, sess) -> None:

@@ -172,11 +172,7 @@ class Predictor:
     def ready(self) -> float:
         """Wait until the model can run; the seconds waited (the ONNX session loads in the
         background from construction on, see `OnnxModel`). Raises ModelError when it cannot."""
-        if self.onnx is None:
-            return 0.0
-        before = self.onnx.wait_seconds
-        self.onnx.session  # noqa: B018 (waits for and checks the session)
-        return self.onnx.wait_seconds - before
+        return 0.0 if self.onnx is None else self.onnx.ready()
 
     def _clip_shape(self) -> tuple[int, ...]:
         size = (self.prep.size, self.prep.size)
