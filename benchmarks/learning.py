@@ -54,16 +54,13 @@ def patient_auc(frame: pd.DataFrame, score: str, split: str = "external") -> flo
     `frame` has patient_id, nodule_id, video_id, label, split and `score`; rows without a
     clip_id (truth.csv's nodules) count as one clip each.
     """
-    from thyrovid.inference.voting import soft_vote
-    from thyrovid.stats.roc import auc
+    from thyrovid.evaluation.baseline import patient_auroc
 
-    d = frame[frame["split"] == split].rename(columns={score: "prob"})
-    d = d.assign(clip_id=d.get("clip_id", d["video_id"]), center=d.get("center", ""))
-    p = soft_vote(d)
-    p = p[p["level"] == "patient"]
-    if p["label"].nunique() < 2:
-        return None
-    return round(float(auc(p["label"].to_numpy(), p["prob"].to_numpy())), 3)
+    d = frame.assign(
+        clip_id=frame.get("clip_id", frame["video_id"]), center=frame.get("center", "")
+    )
+    value = patient_auroc(d, d[score].to_numpy(), split)
+    return None if value is None else round(value, 3)
 
 
 # ------------------------------------------------------------------ ceilings and baseline
