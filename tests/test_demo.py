@@ -38,8 +38,23 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path):
 
     config = yaml.safe_load((out / "runs" / "3d_resnet50" / "config.yaml").read_text())
     recipe = summary["recipe"]
-    for key in ("schedule", "balance", "val_level", "temporal_strides", "epochs"):
+    keys = (
+        "schedule",
+        "balance",
+        "val_level",
+        "patient_vote",
+        "keep",
+        "temporal_strides",
+        "epochs",
+    )
+    for key in keys:
         assert config[key] == recipe[key]
+    # networks, baseline and ceiling are voted to the patient the same way (any nodule malignant)
+    assert recipe["patient_vote"] == "noisy-or" and recipe["keep"] == "last"
+    assert config["meta"]["selected_epoch"] == settings.epochs  # the last epoch is kept
+    assert metrics["patient_vote"] == "noisy-or"
+    assert json.loads((out / "baseline.json").read_text())["patient_vote"] == "noisy-or"
+    assert 0.5 <= summary["bayes_patient_auroc_by_split"]["external"] <= 1.0
     assert recipe["schedule"] == "cosine" and recipe["temporal_strides"] == [1, 2, 2, 2, 2]
     assert (out / "readers" / "table4.md").is_file()
     assert (out / "cam" / "cam.csv").is_file()

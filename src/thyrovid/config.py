@@ -39,6 +39,9 @@ class TrainConfig:
         dropout: dropout before the classifier (paper: 0.5).
         temporal_strides: per-stage temporal strides of the 3D network.
         attention: add the attention block of `thyrovid.models`.
+        pool: the head's global pooling, "avg" (the published networks) or "avgmax" (average and
+            maximum over space and time concatenated: a focus seen in a few positions of the
+            last feature map is not averaged away).
         input_frames: frames per clip; filled in from the data when the run starts.
         epochs: number of epochs (paper: 100).
         batch_size: GLOBAL batch size over all ranks (paper: 16).
@@ -49,7 +52,15 @@ class TrainConfig:
         patience: stop after this many evaluations without a better validation AUROC (None: off).
         balance: skewed prevalence handling: "none", "pos_weight" (loss weight n_benign/n_malignant
             on malignant clips) or "sampler" (draw classes equally often, with replacement).
-        val_level: "clip" (AUROC over clips) or "patient" (mean P(malignant) per patient first).
+        val_level: "clip" (AUROC over clips) or "patient" (P(malignant) voted per patient first:
+            clips -> nodule by their mean, nodules -> patient by `patient_vote`).
+        patient_vote: how nodules vote for their patient at val_level "patient": "mean" (the
+            paper's soft voting), "max" or "noisy-or" (see `thyrovid.inference.voting`).
+        keep: which epoch's weights model.safetensors holds: "best" (the paper's: the epoch of
+            best validation AUROC, see `train --help`) or "last" (the final epoch, as nnU-Net
+            keeps its final checkpoint; validation is still computed and logged, so the curve
+            shows whether the run had levelled off: with a cosine schedule the last epoch is
+            the annealed one, and a pick on a few dozen validation patients picks noise).
         seed: seeds the sampler, the augmentation, dropout and the initial weights.
         amp: "auto" (bf16 on CUDA when supported, off on CPU), "bf16", "fp16" or "off".
         channels_last: use channels-last memory format on CUDA.
@@ -79,6 +90,7 @@ class TrainConfig:
     dropout: float = 0.5
     temporal_strides: tuple[int, ...] = (1, 1, 2, 2, 2)
     attention: bool = False
+    pool: str = "avg"
     input_frames: int | None = None
     epochs: int = 100
     batch_size: int = 16
@@ -89,6 +101,8 @@ class TrainConfig:
     patience: int | None = None
     balance: str = "none"
     val_level: str = "clip"
+    patient_vote: str = "mean"
+    keep: str = "best"
     seed: int = 0
     amp: str = "auto"
     channels_last: bool = True
@@ -121,6 +135,12 @@ class TrainConfig:
             (self.balance in BALANCES, f"balance must be one of {BALANCES}"),
             (self.amp in AMP_MODES, f"amp must be one of {AMP_MODES}"),
             (self.val_level in ("clip", "patient"), "val_level must be clip or patient"),
+            (self.pool in ("avg", "avgmax"), "pool must be avg or avgmax"),
+            (self.keep in ("best", "last"), "keep must be best or last"),
+            (
+                self.patient_vote in ("mean", "max", "noisy-or"),
+                "patient_vote must be mean, max or noisy-or",
+            ),
             (self.patience is None or self.patience >= 1, "patience must be >= 1 or None"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
             (

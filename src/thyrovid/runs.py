@@ -201,6 +201,7 @@ def build_network(config: TrainConfig):
         temporal_strides=config.temporal_strides,
         attention=config.attention,
         input_frames=config.input_frames,
+        pool=config.pool,
     )
 
 

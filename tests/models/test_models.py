@@ -203,3 +203,40 @@ def test_odd_and_small_clip_sizes_do_not_crash(name):
     with torch.no_grad():
         for shape in [(1, 1, 13, 45, 45), (1, 1, 3, 16, 16)]:
             assert model(torch.rand(shape)).shape == (1, 1)
+
+
+def test_avgmax_head_keeps_a_sign_the_average_dilutes():
+    # one strong position of the last feature map (a focus in plane for a few frames): the
+    # average over 2 x 4 x 4 positions shrinks it 32-fold, the max half of the head keeps it
+    model = build_model("resnet50", dims=3, width=WIDTH, pool="avgmax").eval()
+    c = model.out_channels
+    assert model.fc.in_features == 2 * c
+    spike = torch.zeros(1, c, 2, 4, 4)
+    spike[0, 0, 1, 2, 3] = 3.2
+    model.features = lambda x: spike
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.zero_()
+        model.fc.weight[0, 0] = 1.0  # channel 0, average half
+        assert model(torch.zeros(1, 1, 16, 64, 64)).item() == pytest.approx(0.1)
+        model.fc.weight.zero_()
+        model.fc.weight[0, c] = 1.0  # channel 0, max half
+        assert model(torch.zeros(1, 1, 16, 64, 64)).item() == pytest.approx(3.2)
+    with pytest.raises(UserError, match="pool"):
+        build_model("resnet50", dims=3, width=WIDTH, pool="median")
+
+
+def test_avgmax_head_inflates_exactly_from_2d():
+    torch.manual_seed(2)
+    model_2d = build_model("resnet50", dims=2, width=WIDTH, pool="avgmax").double()
+    _calibrate_batchnorm(model_2d, (4, 1, 64, 64))
+    torch.nn.init.normal_(model_2d.fc.weight)
+    model_2d.eval()
+    model_3d = build_model("resnet50", dims=3, width=WIDTH, pool="avgmax").double()
+    model_3d.load_state_dict(inflate_2d_to_3d(model_2d.state_dict(), model_3d))
+    model_3d.eval()
+    frame = torch.rand(2, 1, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        logit_2d = model_2d(frame)
+        logit_3d = model_3d(frame.unsqueeze(2).repeat(1, 1, 8, 1, 1))
+    torch.testing.assert_close(logit_3d, logit_2d, atol=1e-4, rtol=0)

@@ -55,3 +55,25 @@ def test_no_warning_when_validation_auroc_beats_chance(tmp_path, capsys, monkeyp
     monkeypatch.setattr(train_module, "validation_auroc", lambda *a, **k: 0.75)
     train(work, tmp_path / "run", TrainConfig(**TINY_TRAIN, epochs=1))
     assert "warning" not in capsys.readouterr().err
+
+
+def test_keep_last_keeps_the_final_epoch_and_still_logs_validation(tmp_path, capsys, monkeypatch):
+    work = make_work_dir(tmp_path / "work", n_patients=6, frames=8, size=32)
+    curve = iter([0.9, 0.6, 0.7])  # the best epoch is the first: keep=last must not take it
+    monkeypatch.setattr(train_module, "validation_auroc", lambda *a, **k: next(curve))
+    run = train(work, tmp_path / "run", TrainConfig(**TINY_TRAIN, epochs=3, keep="last"))
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == (
+        "kept epoch 3 of 3: the last epoch (keep=last); validation AUROC 0.700 at it, "
+        "the highest 0.900 at epoch 1"
+    )
+    meta = yaml.safe_load((run / "config.yaml").read_text())["meta"]
+    assert meta["selected_epoch"] == 3 and meta["selected_by"] == "last"
+    with open(run / "log.csv", newline="") as f:
+        assert [float(r["val_auroc"]) for r in csv.DictReader(f)] == [0.9, 0.6, 0.7]
+    import torch
+    from safetensors.torch import load_file
+
+    kept = load_file(run / "model.safetensors")
+    final = torch.load(run / "state" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(kept[k], final[k]) for k in kept)

@@ -78,8 +78,13 @@ def work_features(work: str | Path, clips: pd.DataFrame) -> np.ndarray:
     return np.asarray(rows, np.float64).reshape(len(rows), len(FEATURES))
 
 
-def patient_auroc(clips: pd.DataFrame, prob: np.ndarray, split: str) -> float | None:
-    """Patient-level AUROC of clip probabilities on `split` (None: one class or no patient)."""
+def patient_auroc(
+    clips: pd.DataFrame, prob: np.ndarray, split: str, patient_vote: str = "mean"
+) -> float | None:
+    """Patient-level AUROC of clip probabilities on `split` (None: one class or no patient).
+
+    Clips are voted as `evaluate --patient-vote` votes them (`inference.voting.soft_vote`).
+    """
     from thyrovid.inference.voting import soft_vote
     from thyrovid.stats.roc import auc
 
@@ -87,7 +92,7 @@ def patient_auroc(clips: pd.DataFrame, prob: np.ndarray, split: str) -> float | 
     d = d[d["split"] == split]
     if d.empty:
         return None
-    p = soft_vote(d)
+    p = soft_vote(d, patient_vote=patient_vote)
     p = p[p["level"] == "patient"]
     if p["label"].nunique() < 2:
         return None
@@ -95,9 +100,13 @@ def patient_auroc(clips: pd.DataFrame, prob: np.ndarray, split: str) -> float | 
 
 
 def handmade_baseline(
-    work: str | Path, splits: tuple[str, ...] = ("val", "test", "external")
+    work: str | Path,
+    splits: tuple[str, ...] = ("val", "test", "external"),
+    patient_vote: str = "mean",
 ) -> dict:
     """Fit on train+val clips of `work`, score `splits`: {"patient_auroc": {split: value}, ...}.
+
+    `patient_vote` votes nodules to the patient as `evaluate --patient-vote` does.
 
     Raises:
         ValueError: the train+val clips hold one class only.
@@ -117,7 +126,7 @@ def handmade_baseline(
     prob = model.predict_proba(x)[:, 1]
     scores = {}
     for split in splits:
-        value = patient_auroc(clips, prob, split)
+        value = patient_auroc(clips, prob, split, patient_vote)
         if value is not None:
             scores[split] = round(value, 3)
     return {
@@ -125,4 +134,5 @@ def handmade_baseline(
         "features": list(FEATURES),
         "fitted_on": "+".join(FIT_SPLITS) + " clips",
         "model": "logistic regression on standardised features",
+        "patient_vote": patient_vote,
     }

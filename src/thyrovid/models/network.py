@@ -2,8 +2,11 @@
 
 An architecture is a list of named stages (the backbone) plus the names of the early stages after
 which the calcification attention goes. ``StagedNet`` runs them in order, inserts the attention
-modules when ``attention`` is on, and ends with global average pooling, dropout and one linear
-layer (logits; one logit = log-odds of malignancy by default).
+modules when ``attention`` is on, and ends with global pooling, dropout and one linear layer
+(logits; one logit = log-odds of malignancy by default). The pooling is the published networks'
+global average (``pool="avg"``) or, with ``pool="avgmax"``, the average and the maximum over
+space (and time) side by side: a sign that fills a few positions of the last feature map (a
+focus in plane for 2 of 16 frames) is diluted by the average and kept by the maximum.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import torch
 from torch import nn
 
 from thyrovid.models.attention import CalcificationAttention, calcification_prior
-from thyrovid.models.layers import AdaptiveAvgPool
+from thyrovid.models.layers import AdaptiveAvgPool, AdaptiveMaxPool
 
 #: The five downsampling slots of the temporal-stride policy, in order.
 SLOTS = ("stem", "pool1", "pool2", "reduction_a", "reduction_b")
+#: The global pooling choices of the head (``NetConfig.pool``).
+POOLS = ("avg", "avgmax")
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class NetConfig:
     dropout: float = 0.5
     temporal_strides: tuple[int, ...] = (1, 1, 2, 2, 2)
     attention: bool = False
+    pool: str = "avg"
 
     def ch(self, channels: int) -> int:
         """``channels`` scaled by ``width``, rounded to a multiple of 8 (at least 8)."""
@@ -49,7 +55,7 @@ def required_frames(temporal_strides: Sequence[int]) -> int:
 
 
 class StagedNet(nn.Module):
-    """Backbone stages -> (attention after early stages) -> GAP -> dropout -> linear.
+    """Backbone stages -> (attention after early stages) -> global pool -> dropout -> linear.
 
     Args:
         cfg: the resolved options.
@@ -78,8 +84,10 @@ class StagedNet(nn.Module):
             {name: CalcificationAttention(cfg.dims, c) for name, c in points.items()}
         )
         self.pool = AdaptiveAvgPool[cfg.dims](1)
+        self.max_pool = AdaptiveMaxPool[cfg.dims](1) if cfg.pool == "avgmax" else None
         self.dropout = nn.Dropout(cfg.dropout)
-        self.fc = nn.Linear(out_channels, cfg.num_classes)
+        head_in = out_channels * (2 if self.max_pool is not None else 1)
+        self.fc = nn.Linear(head_in, cfg.num_classes)
         self.out_channels = out_channels
         self.required_frames = required_frames(cfg.temporal_strides) if cfg.dims == 3 else 1
         if not self.fc.weight.is_meta:  # shape-only models (meta device) need no init
@@ -105,7 +113,10 @@ class StagedNet(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.features(x)).flatten(1)
+        f = self.features(x)
+        x = self.pool(f).flatten(1)
+        if self.max_pool is not None:
+            x = torch.cat([x, self.max_pool(f).flatten(1)], dim=1)
         return self.fc(self.dropout(x))
 
     def attention_maps(self) -> dict[str, torch.Tensor | None]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from torch import nn
 
 from thyrovid.errors import UserError
-from thyrovid.models.network import SLOTS, NetConfig, required_frames
+from thyrovid.models.network import POOLS, SLOTS, NetConfig, required_frames
 
 _BUILTIN = ("inception_resnet_v2", "xception", "inception_v3", "densenet", "resnet")
 #: The paper's order of the architectures (list_models puts these first).
@@ -75,6 +75,7 @@ def build_model(
     temporal_strides: Sequence[int] = (1, 1, 2, 2, 2),
     attention: bool = False,
     input_frames: int | None = None,
+    pool: str = "avg",
 ) -> nn.Module:
     """Build one of the registered architectures for 2D frames or 3D clips.
 
@@ -90,6 +91,8 @@ def build_model(
             (1, 1, 2, 2, 2) keeps 4 time steps of a 32-frame clip.
         attention: insert the calcification attention after the early stages.
         input_frames: frames per clip, if known: checked against the stride policy.
+        pool: the head's global pooling: "avg" (the published networks) or "avgmax" (average
+            and maximum concatenated; see ``thyrovid.models.network``).
 
     Returns:
         The model (train mode); ``model.cam_layer`` outputs the last feature map.
@@ -110,10 +113,12 @@ def build_model(
             f"width={width}, dropout={dropout}"
         )
     strides = _check_strides(temporal_strides)
+    if pool not in POOLS:
+        raise UserError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
     if dims == 3 and input_frames is not None and input_frames < required_frames(strides):
         raise UserError(
             f"{name} needs >= {required_frames(strides)} frames for temporal strides "
             f"{strides}, got clips of {input_frames} frames; use fewer temporal strides of 2"
         )
-    cfg = NetConfig(dims, in_channels, num_classes, float(width), dropout, strides, attention)
+    cfg = NetConfig(dims, in_channels, num_classes, float(width), dropout, strides, attention, pool)
     return _REGISTRY[name](cfg)

@@ -123,17 +123,39 @@ class Engine:
         return out
 
 
-def validation_auroc(clips, preds: dict[str, tuple[float, float]], level: str) -> float:
-    """AUROC of P(malignant) over clips, or over patients (mean probability, any-malignant label)."""
+def validation_auroc(
+    clips, preds: dict[str, tuple[float, float]], level: str, patient_vote: str = "mean"
+) -> float:
+    """AUROC of P(malignant) over clips, or over patients (any-malignant label).
+
+    At the patient level with `patient_vote` "mean" the patient's probability is the mean of
+    its clips; with "max" or "noisy-or" a nodule's probability is the mean of its clips and the
+    patient's that vote over its nodules, as `evaluate --patient-vote` votes them (clips without
+    a nodule_id count as one nodule per patient).
+    """
     from thyrovid.stats.roc import auc
 
-    df = clips[["clip_id", "patient_id", "label"]].copy()
+    cols = ["clip_id", "patient_id", "label"]
+    df = clips[cols + (["nodule_id"] if "nodule_id" in clips.columns else [])].copy()
     df["prob"] = [preds[c][0] for c in df["clip_id"]]
-    if level == "patient":
+    if level == "patient" and patient_vote == "mean":
         df = df.groupby("patient_id").agg(label=("label", "max"), prob=("prob", "mean"))
+    elif level == "patient":
+        if "nodule_id" not in df.columns:
+            df["nodule_id"] = ""
+        df["nodule_id"] = df["nodule_id"].fillna("").astype(str)
+        nodules = df.groupby(["patient_id", "nodule_id"]).agg(
+            label=("label", "max"), prob=("prob", "mean")
+        )
+        agg = {"max": "max", "noisy-or": _noisy_or}[patient_vote]
+        df = nodules.groupby(level="patient_id").agg(label=("label", "max"), prob=("prob", agg))
     if df["label"].nunique() < 2:
         return float("nan")
     return float(auc(df["label"].to_numpy(), df["prob"].to_numpy()))
+
+
+def _noisy_or(p) -> float:
+    return float(1.0 - np.prod(1.0 - np.asarray(p, np.float64)))
 
 
 def build_loaders(train_ds, val_ds, config, rank, world_size, device):

@@ -180,6 +180,20 @@ def kept_epoch_line(kept: dict | None, select_by: str, n_epochs: int, config: Tr
     return f"{head}: the last epoch (no clips in split {config.val_split!r} to choose by)"
 
 
+def kept_last_line(kept: dict | None, best: dict | None, rows: list[dict]) -> str:
+    """The closing line under keep=last: the last epoch, with its validation AUROC beside the best."""
+    if kept is None:
+        return "kept no epoch: no epoch finished"
+    head = f"kept epoch {kept['epoch']} of {len(rows)}: the last epoch (keep=last)"
+    last = _number(rows[-1].get("val_auroc")) if rows else None
+    if last is None or best is None or best.get("value") is None:
+        return head
+    return (
+        f"{head}; validation AUROC {last:.3f} at it, the highest {best['value']:.3f} at epoch "
+        f"{best['epoch']}"
+    )
+
+
 def record_selected_epoch(out: Path, kept: dict | None) -> None:
     """Write ``meta.selected_epoch`` (1-based, as in log.csv; null when none) into config.yaml."""
     import yaml

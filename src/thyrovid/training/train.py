@@ -224,7 +224,8 @@ def train(
         initialise_from_run(net, config)
     select_by = _selection(val_ds, config)
     if dist.is_main():
-        runfolder.write_config(out, config, work_dir, train_ds, world_size, select_by)
+        kept_by = "last" if config.keep == "last" else select_by
+        runfolder.write_config(out, config, work_dir, train_ds, world_size, kept_by)
     if world_size > 1:
         net = dist.convert_batchnorm(net, device)
     engine, optimizer, scheduler = _build_engine(config, net, device, train_ds.labels)
@@ -251,10 +252,13 @@ def train(
             preds = engine.predict(val_loader)
             row["val_loss"] = float(np.mean([loss for _, loss in preds.values()]))
             if select_by == "val_auroc":
-                row["val_auroc"] = validation_auroc(val_ds.clips, preds, config.val_level)
+                row["val_auroc"] = validation_auroc(
+                    val_ds.clips, preds, config.val_level, config.patient_vote
+                )
             metric = row["val_auroc"] if select_by == "val_auroc" else -row["val_loss"]
             improved = metric > best
             best, bad_evals = (metric, 0) if improved else (best, bad_evals + 1)
+        improved = improved or config.keep == "last"  # keep=last: every epoch replaces it
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             if metric is not None:
                 scheduler.step(metric)
@@ -284,10 +288,17 @@ def train(
     if writer is not None:
         writer.close()
     if dist.is_main():  # which weights model.safetensors holds, and how sure that choice is
-        kept = runfolder.kept_epoch(log_rows, select_by)
+        kept = runfolder.kept_epoch(log_rows, "last" if config.keep == "last" else select_by)
         runfolder.record_selected_epoch(out, kept)
         emit(never_above_chance([r.get("val_auroc") for r in log_rows]))
-        print(runfolder.kept_epoch_line(kept, select_by, len(log_rows), config), file=sys.stderr)
+        if config.keep == "last":
+            best_epoch = (
+                runfolder.kept_epoch(log_rows, select_by) if select_by == "val_auroc" else None
+            )
+            line = runfolder.kept_last_line(kept, best_epoch, log_rows)
+        else:
+            line = runfolder.kept_epoch_line(kept, select_by, len(log_rows), config)
+        print(line, file=sys.stderr)
     return out
 
 
@@ -309,7 +320,8 @@ def _epilog() -> str:
         "documented in thyrovid.config.TrainConfig):\n"
         f"{options}\n"
         f"  schedule: {'|'.join(SCHEDULES)}; balance (skewed prevalence): {'|'.join(BALANCES)};\n"
-        "  val_level: clip|patient\n\n"
+        "  val_level: clip|patient; patient_vote: mean|max|noisy-or; pool: avg|avgmax;\n"
+        "  keep: best|last (last: the final epoch is kept; validation is still logged)\n\n"
         "model.safetensors is the epoch of best validation AUROC (split val_split); of lowest\n"
         "validation loss when that split holds one class; the last epoch when it holds no\n"
         "clips (config.yaml meta.selected_by says which, meta.selected_epoch the epoch; the last\n"
