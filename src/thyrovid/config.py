@@ -25,6 +25,11 @@ from thyrovid.errors import UserError
 
 SCHEDULES = ("none", "cosine", "plateau")
 BALANCES = ("none", "pos_weight", "sampler")
+#: How nodules vote for their patient (`train`'s patient-level validation, `evaluate`).
+PATIENT_VOTES = ("mean", "max", "noisy-or")
+#: The head's global pooling (`thyrovid.models.network`).
+POOLS = ("avg", "avgmax")
+KEEPS = ("best", "last")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 
@@ -135,11 +140,11 @@ class TrainConfig:
             (self.balance in BALANCES, f"balance must be one of {BALANCES}"),
             (self.amp in AMP_MODES, f"amp must be one of {AMP_MODES}"),
             (self.val_level in ("clip", "patient"), "val_level must be clip or patient"),
-            (self.pool in ("avg", "avgmax"), "pool must be avg or avgmax"),
-            (self.keep in ("best", "last"), "keep must be best or last"),
+            (self.pool in POOLS, f"pool must be one of {', '.join(POOLS)}"),
+            (self.keep in KEEPS, f"keep must be one of {', '.join(KEEPS)}"),
             (
-                self.patient_vote in ("mean", "max", "noisy-or"),
-                "patient_vote must be mean, max or noisy-or",
+                self.patient_vote in PATIENT_VOTES,
+                f"patient_vote must be one of {', '.join(PATIENT_VOTES)}",
             ),
             (self.patience is None or self.patience >= 1, "patience must be >= 1 or None"),
             (self.eval_every >= 1, "eval_every must be >= 1"),

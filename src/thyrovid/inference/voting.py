@@ -32,8 +32,9 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
+from thyrovid.config import PATIENT_VOTES  # noqa: F401 (the one list, re-exported here)
+
 LEVELS = ("clip", "video", "nodule", "patient")
-PATIENT_VOTES = ("mean", "max", "noisy-or")
 VOTE_COLUMNS = ["level", "id", "patient_id", "center", "split", "label", "prob"]
 _CLIP_COLUMNS = [
     "clip_id",

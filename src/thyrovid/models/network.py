@@ -18,13 +18,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from thyrovid.config import POOLS  # noqa: F401 (the head's choices, re-exported)
 from thyrovid.models.attention import CalcificationAttention, calcification_prior
 from thyrovid.models.layers import AdaptiveAvgPool, AdaptiveMaxPool
 
 #: The five downsampling slots of the temporal-stride policy, in order.
 SLOTS = ("stem", "pool1", "pool2", "reduction_a", "reduction_b")
-#: The global pooling choices of the head (``NetConfig.pool``).
-POOLS = ("avg", "avgmax")
 
 
 @dataclass(frozen=True)
