@@ -64,3 +64,16 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path):
     mtime = (out / "runs" / "3d_resnet50" / "model.safetensors").stat().st_mtime
     run_demo(settings)
     assert (out / "runs" / "3d_resnet50" / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_demo_help_prints_the_recipe_train_gets():
+    import argparse
+
+    from thyrovid.demo import add_arguments
+
+    parser = argparse.ArgumentParser(prog="thyrovid demo")
+    add_arguments(parser)
+    text = parser.format_help()
+    recipe = DemoSettings().recipe()
+    assert f"patient_vote={recipe['patient_vote']}" in text and "keep=last" in text
+    assert "patient_vote=mean keep=best" in text  # --full: the paper's

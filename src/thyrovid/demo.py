@@ -271,8 +271,27 @@ def _reader_headline(study: dict) -> dict:
     return {"group_gains": study["group_gains"], "mrmc_rrrc_p": rrrc.get("p")}
 
 
+def _recipe_text(settings: DemoSettings) -> str:
+    return " ".join(
+        f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in settings.recipe().items()
+    )
+
+
 def add_arguments(parser) -> None:
+    import argparse
+    import textwrap
+
     d, f = DemoSettings(), DemoSettings.full()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    wrap = dict(width=88, initial_indent="  ", subsequent_indent="  ")
+    parser.epilog = (
+        "what train gets (each a `thyrovid train --set` option, recorded in config.yaml and in\n"
+        "the summary's recipe; evaluate and the hand-made baseline vote patients the same way):\n"
+        f"{textwrap.fill(_recipe_text(d), **wrap)}\n"
+        "with --full (the paper's recipe):\n"
+        f"{textwrap.fill(_recipe_text(f), **wrap)}"
+    )
     parser.add_argument("--out", default=d.out, help="output folder (default: demo)")
     parser.add_argument(
         "--patients", type=int, help=f"phantom patients (default {d.patients}; --full {f.patients})"

@@ -235,3 +235,24 @@ def test_user_errors_are_one_line(tmp_path, capsys):
         build_report(out=tmp_path / "x.html")
     with pytest.raises(UserError, match="no table4.csv"):
         build_report(readers=tmp_path, out=tmp_path / "x.html")
+
+
+def test_training_curve_circles_the_kept_epoch_not_only_the_best(monkeypatch):
+    import pandas as pd
+
+    from thyrovid.report import run_figures
+
+    legends = []
+
+    def capture(fig):
+        ax = fig.axes[1]
+        legends.append([t.get_text() for t in ax.get_legend().get_texts()])
+        return b"png"
+
+    monkeypatch.setattr(run_figures, "_png", capture)
+    log = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.7, 0.6, 0.5],
+                        "val_auroc": [0.9, 0.6, 0.7]})  # fmt: skip
+    run_figures.training_curves(log, kept_epoch=3)  # keep=last: the last epoch's weights
+    run_figures.training_curves(log)  # the default rule: the best epoch
+    assert legends[0] == ["best: epoch 1, 0.900", "kept: epoch 3, 0.700"]
+    assert legends[1] == ["best: epoch 1, 0.900"]

@@ -35,11 +35,14 @@ def _style(i: int) -> dict:
     return {"color": OKABE_ITO[i % len(OKABE_ITO)], "linestyle": LINE_STYLES[i % len(LINE_STYLES)]}
 
 
-def training_curves(log: pd.DataFrame) -> bytes | None:
+def training_curves(log: pd.DataFrame, kept_epoch: int | None = None) -> bytes | None:
     """Two panels: train/val loss and validation AUROC against the epoch.
 
     Args:
         log: RUN/log.csv rows (epoch, train_loss, val_loss, val_auroc, ...); empty cells allowed.
+        kept_epoch: the epoch whose weights the run kept (config.yaml meta.selected_epoch),
+            circled; None: the epoch of best validation AUROC (what `train` keeps by default).
+            When the kept epoch is not the best, the best is marked with a cross.
 
     Returns:
         PNG bytes, or None without an epoch column or any loss/AUROC value.
@@ -66,8 +69,14 @@ def training_curves(log: pd.DataFrame) -> bytes | None:
         ok = auc.notna()
         ax_auc.plot(epoch[ok], auc[ok], marker="o", ms=3, **_style(0))
         best = int(auc[ok].idxmax())
-        ax_auc.scatter([epoch[best]], [auc[best]], s=70, facecolor="none", edgecolor="black",
-                       zorder=3, label=f"best: epoch {int(epoch[best])}, {auc[best]:.3f}")  # fmt: skip
+        at = epoch.index[(epoch == kept_epoch) & ok] if kept_epoch is not None else []
+        kept = int(at[0]) if len(at) else best
+        if kept != best:
+            ax_auc.scatter([epoch[best]], [auc[best]], s=40, marker="x", color="black", zorder=3,
+                           label=f"best: epoch {int(epoch[best])}, {auc[best]:.3f}")  # fmt: skip
+        what = "kept" if kept != best or kept_epoch is not None else "best"
+        ax_auc.scatter([epoch[kept]], [auc[kept]], s=70, facecolor="none", edgecolor="black",
+                       zorder=3, label=f"{what}: epoch {int(epoch[kept])}, {auc[kept]:.3f}")  # fmt: skip
         ax_auc.legend(fontsize=8, frameon=False, loc="lower right")
         ax_auc.set_ylim(min(0.4, float(auc[ok].min()) - 0.02), 1.01)
     ax_auc.set(xlabel="epoch", ylabel="AUROC", title="Validation AUROC")

@@ -283,8 +283,9 @@ def run_section(run: Run, key: str) -> Section:
 
     parts = [config_table(run.config)] if run.config else []
     if run.log is not None:
-        parts.append(figure(training_curves(run.log), "Training: loss and validation AUROC per "
-                            "epoch (log.csv); the circled epoch's weights were kept."))  # fmt: skip
+        kept = (run.config.get("meta") or {}).get("selected_epoch")
+        parts.append(figure(training_curves(run.log, kept), "Training: loss and validation AUROC "
+                            "per epoch (log.csv); the circled epoch's weights were kept."))  # fmt: skip
     m = run.metrics or {}
     blocks = _patient_blocks(m) if m else {}
     parts.insert(0, limits_box(run_limits(run)))
