@@ -46,6 +46,7 @@ import yaml
 from _machine import cpu_model  # benchmarks/_machine.py
 
 BRIGHT = 230  # uint8 level above which a pixel counts as a bright (hyperechoic) focus
+VOTE = {"patient": "mean"}  # nodules -> patient for every figure (--patient-vote)
 
 
 def patient_auc(frame: pd.DataFrame, score: str, split: str = "external") -> float | None:
@@ -59,7 +60,7 @@ def patient_auc(frame: pd.DataFrame, score: str, split: str = "external") -> flo
     d = frame.assign(
         clip_id=frame.get("clip_id", frame["video_id"]), center=frame.get("center", "")
     )
-    value = patient_auroc(d, d[score].to_numpy(), split)
+    value = patient_auroc(d, d[score].to_numpy(), split, VOTE["patient"])
     return None if value is None else round(value, 3)
 
 
@@ -210,7 +211,7 @@ def train_point(work: Path, root: Path, dims: int, seed: int, recipe: dict) -> d
     start = time.process_time()
     wall = time.perf_counter()
     train(work, run, config)
-    metrics = evaluate(run, work_dir=work, device="cpu")
+    metrics = evaluate(run, work_dir=work, device="cpu", patient_vote=VOTE["patient"])
     log = pd.read_csv(run / "log.csv")
     meta = yaml.safe_load((run / "config.yaml").read_text())
     pat = {s: (v.get("patient") or {}).get("auroc") for s, v in metrics["splits"].items()}
@@ -272,7 +273,15 @@ def main(argv=None) -> int:
         help="only score the two hand-made baselines on these extracted work folders "
         "(e.g. a demo's OUT/work), no synth, no training",
     )
+    p.add_argument(
+        "--patient-vote",
+        default="mean",
+        choices=("mean", "max", "noisy-or"),
+        help="how nodules vote for their patient in every figure (default mean, the paper's; "
+        "the demo votes noisy-or: add patient_vote=noisy-or to --recipe for its validation)",
+    )
     args = p.parse_args(argv)
+    VOTE["patient"] = args.patient_vote
     if args.baselines_only:
         out = {}
         for folder in args.baselines_only:
