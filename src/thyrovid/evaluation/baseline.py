@@ -3,7 +3,8 @@
 A network earns trust when it beats what a few lines of image analysis reach on the same clips.
 `handmade_baseline` measures, per clip of an extracted work folder (clips.csv + clips/*.npy):
 
-- focus strength: the largest white top-hat (a 5 x 5 opening) of the clip standardised to zero
+- focus strength: the largest white top-hat (a 5 x 5 opening, `models.attention.white_tophat`,
+  the calcification attention's filter) of the clip standardised to zero
   mean and unit sd, inside the central 5/8 of the crop, over all frames and at the key frame
   (a bright focus narrower than 5 px against its neighbourhood; tissue and calcifications wider
   than that are removed by the opening);
@@ -24,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+
+from thyrovid.models.attention import white_tophat
 
 FEATURES = (
     "focus_tophat_max_clip",
@@ -33,13 +37,6 @@ FEATURES = (
     "log_box_aspect",
 )
 FIT_SPLITS = ("train", "val")
-
-
-def _max_filter(a: np.ndarray, k: int) -> np.ndarray:
-    """k x k max filter per frame of a (T, H, W) array (edge values repeated at the border)."""
-    from scipy.ndimage import maximum_filter
-
-    return maximum_filter(a, size=(1, k, k), mode="nearest")
 
 
 def clip_features(clip: np.ndarray, key_index: int, box_hw: tuple[int, int]) -> list[float]:
@@ -54,8 +51,8 @@ def clip_features(clip: np.ndarray, key_index: int, box_hw: tuple[int, int]) -> 
         a = a[None]
     t, h, w = a.shape
     z = (a - a.mean()) / max(float(a.std()), 1.0)
-    opened = _max_filter(-_max_filter(-z, 5), 5)  # erosion, then dilation: the opening
-    tophat = (z - opened)[:, 3 * h // 16 : h - 3 * h // 16, 3 * w // 16 : w - 3 * w // 16]
+    tophat = white_tophat(torch.from_numpy(z), dims=3, kernel=5).numpy()
+    tophat = tophat[:, 3 * h // 16 : h - 3 * h // 16, 3 * w // 16 : w - 3 * w // 16]
     per_frame = tophat.reshape(t, -1).max(axis=1)
     key = min(t - 1, max(0, int(key_index)))
     bh, bw = box_hw

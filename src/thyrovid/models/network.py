@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from thyrovid.config import POOLS  # noqa: F401 (the head's choices, re-exported)
 from thyrovid.models.attention import CalcificationAttention, calcification_prior
 from thyrovid.models.layers import AdaptiveAvgPool, AdaptiveMaxPool
 

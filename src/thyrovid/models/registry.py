@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from thyrovid.config import POOLS
 from thyrovid.errors import UserError
-from thyrovid.models.network import POOLS, SLOTS, NetConfig, required_frames
+from thyrovid.models.network import SLOTS, NetConfig, required_frames
 
 _BUILTIN = ("inception_resnet_v2", "xception", "inception_v3", "densenet", "resnet")
 #: The paper's order of the architectures (list_models puts these first).

@@ -74,7 +74,7 @@ def training_curves(log: pd.DataFrame, kept_epoch: int | None = None) -> bytes |
         if kept != best:
             ax_auc.scatter([epoch[best]], [auc[best]], s=40, marker="x", color="black", zorder=3,
                            label=f"best: epoch {int(epoch[best])}, {auc[best]:.3f}")  # fmt: skip
-        what = "kept" if kept != best or kept_epoch is not None else "best"
+        what = "best" if kept_epoch is None else "kept"
         ax_auc.scatter([epoch[kept]], [auc[kept]], s=70, facecolor="none", edgecolor="black",
                        zorder=3, label=f"{what}: epoch {int(epoch[kept])}, {auc[kept]:.3f}")  # fmt: skip
         ax_auc.legend(fontsize=8, frameon=False, loc="lower right")

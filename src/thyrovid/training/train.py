@@ -223,8 +223,8 @@ def train(
     if config.init_from and state is None:
         initialise_from_run(net, config)
     select_by = _selection(val_ds, config)
+    kept_by = "last" if config.keep == "last" else select_by  # what model.safetensors holds
     if dist.is_main():
-        kept_by = "last" if config.keep == "last" else select_by
         runfolder.write_config(out, config, work_dir, train_ds, world_size, kept_by)
     if world_size > 1:
         net = dist.convert_batchnorm(net, device)
@@ -288,7 +288,7 @@ def train(
     if writer is not None:
         writer.close()
     if dist.is_main():  # which weights model.safetensors holds, and how sure that choice is
-        kept = runfolder.kept_epoch(log_rows, "last" if config.keep == "last" else select_by)
+        kept = runfolder.kept_epoch(log_rows, kept_by)
         runfolder.record_selected_epoch(out, kept)
         emit(never_above_chance([r.get("val_auroc") for r in log_rows]))
         if config.keep == "last":
