@@ -10,7 +10,7 @@ from thyrovid.demo import DemoSettings, run_demo
 
 
 @pytest.mark.slow
-def test_demo_runs_every_stage_and_writes_the_report(tmp_path):
+def test_demo_runs_every_stage_and_writes_the_report(tmp_path, capsys):
     settings = DemoSettings(
         out=str(tmp_path / "demo"),
         patients=40,
@@ -64,6 +64,14 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path):
     mtime = (out / "runs" / "3d_resnet50" / "model.safetensors").stat().st_mtime
     run_demo(settings)
     assert (out / "runs" / "3d_resnet50" / "model.safetensors").stat().st_mtime == mtime
+    # a run cut short (weights on disk, train never ended) is resumed, not taken as done
+    path = out / "runs" / "2d_resnet50" / "config.yaml"
+    doc = yaml.safe_load(path.read_text())
+    del doc["meta"]["selected_epoch"]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    run_demo(settings)
+    assert "resuming the unfinished run" in capsys.readouterr().err
+    assert yaml.safe_load(path.read_text())["meta"]["selected_epoch"] == settings.epochs
 
 
 def test_demo_help_prints_the_recipe_train_gets():

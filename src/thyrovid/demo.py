@@ -153,13 +153,16 @@ def _train_and_evaluate(s: DemoSettings, work: Path, runs: Path, dims: int, summ
     from thyrovid.config import TrainConfig
     from thyrovid.distributed import resolve_device
     from thyrovid.evaluation.evaluate import evaluate
+    from thyrovid.training.runfolder import finished
     from thyrovid.training.train import train
 
     run_dir = runs / f"{dims}d_{s.arch}"
     with _stage(
         summary, f"train_{dims}d", f"train: {dims}D {s.arch} (width {s.width}, {s.epochs} epochs)"
     ):
-        if not (run_dir / "model.safetensors").exists() or s.overwrite:
+        if not finished(run_dir) or s.overwrite:
+            if (run_dir / "state" / "last.pt").exists() and not s.overwrite:
+                print(f"train: resuming the unfinished run in {run_dir}", file=sys.stderr)
             config = TrainConfig.from_dict(
                 {
                     **s.recipe(),

@@ -77,3 +77,27 @@ def test_keep_last_keeps_the_final_epoch_and_still_logs_validation(tmp_path, cap
     kept = load_file(run / "model.safetensors")
     final = torch.load(run / "state" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(kept[k], final[k]) for k in kept)
+
+
+def test_a_run_counts_as_finished_only_once_train_has_ended(tmp_path, monkeypatch):
+    from thyrovid.training import runfolder
+
+    work = make_work_dir(tmp_path / "work", n_patients=6, frames=8, size=32)
+    config = TrainConfig(**TINY_TRAIN, epochs=2)
+    run = tmp_path / "run"
+    assert not runfolder.finished(run)
+
+    def killed(*_args):  # the process dies after the last epoch's weights and state are saved
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runfolder, "record_selected_epoch", killed)
+    try:
+        train(work, run, config)
+    except KeyboardInterrupt:
+        pass
+    # weights are on disk, yet the run did not end: a caller must resume it, not reuse it
+    assert (run / "model.safetensors").is_file()
+    assert not runfolder.finished(run)
+    monkeypatch.undo()
+    train(work, run, config, resume=True)
+    assert runfolder.finished(run)

@@ -194,6 +194,20 @@ def kept_last_line(kept: dict | None, best: dict | None, rows: list[dict]) -> st
     )
 
 
+def finished(out: Path) -> bool:
+    """Whether the run in `out` ran to its end, so its model.safetensors is the one it keeps.
+
+    model.safetensors is written during training (the best or the last epoch so far), so its
+    presence alone does not say the run ended: `train` writes ``meta.selected_epoch`` into
+    config.yaml last. A folder with weights but no resume state has nothing to continue.
+    """
+    if not (out / "model.safetensors").is_file():
+        return False
+    if not (out / "state" / "last.pt").is_file() or not (out / "config.yaml").is_file():
+        return True
+    return "selected_epoch" in (read_yaml(out / "config.yaml").get("meta") or {})
+
+
 def record_selected_epoch(out: Path, kept: dict | None) -> None:
     """Write ``meta.selected_epoch`` (1-based, as in log.csv; null when none) into config.yaml."""
     import yaml
