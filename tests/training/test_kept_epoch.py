@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 import yaml
 
 from helpers import TINY_TRAIN, make_work_dir
@@ -91,10 +92,8 @@ def test_a_run_counts_as_finished_only_once_train_has_ended(tmp_path, monkeypatc
         raise KeyboardInterrupt
 
     monkeypatch.setattr(runfolder, "record_selected_epoch", killed)
-    try:
+    with pytest.raises(KeyboardInterrupt):
         train(work, run, config)
-    except KeyboardInterrupt:
-        pass
     # weights are on disk, yet the run did not end: a caller must resume it, not reuse it
     assert (run / "model.safetensors").is_file()
     assert not runfolder.finished(run)
