@@ -17,7 +17,8 @@ would dilute one malignant nodule among benign ones; `evaluate --patient-vote`, 
 the patient-level Bayes ceiling in the summary use the same vote). `--full` switches to the
 paper's settings (32 x 224 x 224 clips, full-width networks, 100 epochs, the best validation
 epoch, mean vote), meant for a GPU. Each stage reuses what an earlier run
-of the demo wrote in the same folder, so a second `make demo` is quick; `--overwrite` redoes all.
+of the demo wrote in the same folder, so a second `make demo` is quick, and a training run that
+was cut short (Ctrl-C, a full disk) is resumed from its last epoch; `--overwrite` redoes all.
 """
 
 from __future__ import annotations
