@@ -58,20 +58,10 @@ def patient_auroc(clips: pd.DataFrame, prob: np.ndarray, vote: str) -> float:
 
 
 def bayes_auroc(truth: pd.DataFrame, vote: str) -> float:
-    """The true P(malignant) of each nodule, voted to its patient the same way."""
-    from sklearn.metrics import roc_auc_score
-
-    from thyrovid.inference.voting import PATIENT_VOTES
-
-    assert vote in PATIENT_VOTES
-    g = truth.groupby("patient_id")
-    if vote == "mean":
-        score = g["p_malignant"].mean()
-    elif vote == "max":
-        score = g["p_malignant"].max()
-    else:
-        score = g["p_malignant"].apply(lambda p: 1.0 - float(np.prod(1.0 - p)))
-    return float(roc_auc_score(g["label"].max(), score))
+    """The true P(malignant) of each nodule, voted to its patient the same way (one nodule,
+    one video, one clip: `soft_vote`'s patient step is then the vote itself)."""
+    rows = truth.assign(clip_id=truth["nodule_id"], video_id=truth["nodule_id"])
+    return patient_auroc(rows, truth["p_malignant"].to_numpy(), vote)
 
 
 def clip_shape(run: Path) -> tuple[int, int]:

@@ -162,7 +162,8 @@ def _train_and_evaluate(s: DemoSettings, work: Path, runs: Path, dims: int, summ
         summary, f"train_{dims}d", f"train: {dims}D {s.arch} (width {s.width}, {s.epochs} epochs)"
     ):
         if not finished(run_dir) or s.overwrite:
-            if (run_dir / "state" / "last.pt").exists() and not s.overwrite:
+            resume = (run_dir / "state" / "last.pt").exists()  # --overwrite removed the folder
+            if resume:
                 print(f"train: resuming the unfinished run in {run_dir}", file=sys.stderr)
             config = TrainConfig.from_dict(
                 {
@@ -175,7 +176,7 @@ def _train_and_evaluate(s: DemoSettings, work: Path, runs: Path, dims: int, summ
                 },
                 source="demo recipe",
             )
-            train(work, run_dir, config, resume=(run_dir / "state" / "last.pt").exists())
+            train(work, run_dir, config, resume=resume)
     title = f"evaluate: {dims}D soft voting clip -> video -> nodule -> patient"
     with _stage(summary, f"evaluate_{dims}d", title):
         metrics = evaluate(
