@@ -30,6 +30,8 @@ PATIENT_VOTES = ("mean", "max", "noisy-or")
 #: The head's global pooling (`thyrovid.models.network`).
 POOLS = ("avg", "avgmax")
 KEEPS = ("best", "last")
+#: The optimiser (`thyrovid.training.train`): the paper's Adam, AdamW or SGD with Nesterov momentum.
+OPTIMIZERS = ("adam", "adamw", "sgd")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 
@@ -50,9 +52,14 @@ class TrainConfig:
         input_frames: frames per clip; filled in from the data when the run starts.
         epochs: number of epochs (paper: 100).
         batch_size: GLOBAL batch size over all ranks (paper: 16).
-        lr: Adam learning rate (paper: 1e-3).
+        optimizer: "adam" (the paper's), "adamw" (Adam with the weight decay decoupled from the
+            gradient, Loshchilov & Hutter) or "sgd" (momentum 0.9, Nesterov).
+        lr: learning rate (paper: 1e-3, Adam).
         betas: Adam betas (paper: 0.9, 0.999).
-        weight_decay: L2 penalty of Adam (paper: none).
+        weight_decay: weight decay: an L2 term in the gradient for adam and sgd, decoupled for
+            adamw (paper: none).
+        label_smoothing: the BCE targets become y (1 - e) + e / 2 (paper: 0): the phantom's and a
+            cohort's labels are draws, so a clip's label is never certain.
         schedule: learning-rate schedule, "none" (paper), "cosine" or "plateau".
         patience: stop after this many evaluations without a better validation AUROC (None: off).
         balance: skewed prevalence handling: "none", "pos_weight" (loss weight n_benign/n_malignant
@@ -99,9 +106,11 @@ class TrainConfig:
     input_frames: int | None = None
     epochs: int = 100
     batch_size: int = 16
+    optimizer: str = "adam"
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
+    label_smoothing: float = 0.0
     schedule: str = "none"
     patience: int | None = None
     balance: str = "none"
@@ -142,6 +151,9 @@ class TrainConfig:
             (self.val_level in ("clip", "patient"), "val_level must be clip or patient"),
             (self.pool in POOLS, f"pool must be one of {', '.join(POOLS)}"),
             (self.keep in KEEPS, f"keep must be one of {', '.join(KEEPS)}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (0.0 <= self.label_smoothing < 1.0, "label_smoothing must be in [0, 1)"),
             (
                 self.patient_vote in PATIENT_VOTES,
                 f"patient_vote must be one of {', '.join(PATIENT_VOTES)}",

@@ -185,12 +185,43 @@ def build_loaders(train_ds, val_ds, config, rank, world_size, device):
     return train_loader, val_loader, sampler
 
 
+class SmoothedBCE(nn.Module):
+    """BCE on logits against targets pulled towards 1/2: y (1 - e) + e / 2."""
+
+    def __init__(self, smoothing: float, pos_weight: torch.Tensor | None = None):
+        super().__init__()
+        self.smoothing = smoothing
+        self.bce = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.bce(logits, target * (1.0 - self.smoothing) + 0.5 * self.smoothing)
+
+
 def build_criterion(config: TrainConfig, labels: np.ndarray) -> nn.Module:
-    """BCE on logits; with balance=pos_weight, malignant clips weighted n_benign / n_malignant."""
-    if config.balance != "pos_weight":
-        return nn.BCEWithLogitsLoss()
-    n_pos, n_neg = float(labels.sum()), float(len(labels) - labels.sum())
-    return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(n_neg / max(n_pos, 1.0)))
+    """BCE on logits; with balance=pos_weight, malignant clips weighted n_benign / n_malignant;
+    label_smoothing > 0 pulls the targets towards 1/2."""
+    pos_weight = None
+    if config.balance == "pos_weight":
+        n_pos, n_neg = float(labels.sum()), float(len(labels) - labels.sum())
+        pos_weight = torch.tensor(n_neg / max(n_pos, 1.0))
+    if config.label_smoothing > 0:
+        return SmoothedBCE(config.label_smoothing, pos_weight)
+    return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+
+
+def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    """The optimiser of `config.optimizer`: Adam (the paper's), AdamW or SGD (Nesterov, 0.9)."""
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(
+            params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+        )
+    return torch.optim.Adam(
+        params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    )
 
 
 def build_scheduler(config: TrainConfig, optimizer):

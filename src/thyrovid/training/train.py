@@ -36,7 +36,14 @@ from torch import nn
 from thyrovid import distributed as dist
 from thyrovid.atomic import remove_stale_temps
 from thyrovid.clips.dataset import ClipDataset, read_clips
-from thyrovid.config import BALANCES, SCHEDULES, TrainConfig, load_config, parse_overrides
+from thyrovid.config import (
+    BALANCES,
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainConfig,
+    load_config,
+    parse_overrides,
+)
 from thyrovid.errors import UserError
 from thyrovid.options import add_device_argument
 from thyrovid.reliability import emit, never_above_chance
@@ -47,6 +54,7 @@ from thyrovid.training.engine import (
     autocast_dtype,
     build_criterion,
     build_loaders,
+    build_optimizer,
     build_scheduler,
     validation_auroc,
 )
@@ -171,13 +179,11 @@ def _log_scalars(writer, row: dict, step: int) -> None:
 
 
 def _build_engine(config: TrainConfig, net, device: torch.device, labels: np.ndarray):
-    """(Engine, optimizer, scheduler) for `net` on `device`: Adam, DDP when distributed, AMP."""
+    """(Engine, optimizer, scheduler) for `net` on `device`: the optimiser, DDP when distributed, AMP."""
     net.to(device)
     if config.channels_last and device.type == "cuda":
         net.to(memory_format=torch.channels_last_3d if config.dims == 3 else torch.channels_last)
-    optimizer = torch.optim.Adam(
-        net.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
-    )
+    optimizer = build_optimizer(config, net.parameters())
     scheduler = build_scheduler(config, optimizer)
     runner = dist.wrap_ddp(net, device)
     if config.compile:
@@ -321,7 +327,8 @@ def _epilog() -> str:
         f"{options}\n"
         f"  schedule: {'|'.join(SCHEDULES)}; balance (skewed prevalence): {'|'.join(BALANCES)};\n"
         "  val_level: clip|patient; patient_vote: mean|max|noisy-or; pool: avg|avgmax;\n"
-        "  keep: best|last (last: the final epoch is kept; validation is still logged)\n\n"
+        "  keep: best|last (last: the final epoch is kept; validation is still logged);\n"
+        f"  optimizer: {'|'.join(OPTIMIZERS)} (weight_decay: L2 for adam/sgd, decoupled for adamw)\n\n"
         "model.safetensors is the epoch of best validation AUROC (split val_split); of lowest\n"
         "validation loss when that split holds one class; the last epoch when it holds no\n"
         "clips (config.yaml meta.selected_by says which, meta.selected_epoch the epoch; the last\n"
