@@ -363,7 +363,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--epochs", type=int, help="epochs (paper: 100)")
     parser.add_argument("--batch-size", type=int, help="global batch size (paper: 16)")
-    parser.add_argument("--lr", type=float, help="Adam learning rate (paper: 1e-3)")
+    parser.add_argument("--lr", type=float, help="learning rate (paper: 1e-3, with Adam)")
     parser.add_argument("--width", type=float, help="channel multiplier (1.0 = published network)")
     add_device_argument(parser, default=None)
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
