@@ -211,17 +211,12 @@ def build_criterion(config: TrainConfig, labels: np.ndarray) -> nn.Module:
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     """The optimiser of `config.optimizer`: Adam (the paper's), AdamW or SGD (Nesterov, 0.9)."""
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(
-            params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
-        )
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
         )
-    return torch.optim.Adam(
-        params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
-    )
+    adam = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return adam(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
 
 
 def build_scheduler(config: TrainConfig, optimizer):
