@@ -22,7 +22,8 @@ per split. The two architectures are registered here only, for the life of this 
 `--focus-check PHANTOM` (resnet50_mil only) scores each test and external clip by the focus
 branch alone and prints its clip-level AUROC against the phantom's truth (any microcalcification
 in the nodule) and against the label: does the branch learn a focus detector from the
-malignancy labels?
+malignancy labels? Beside it, the same two AUROCs of the hand-made baseline's fixed top-hat
+maximum over the clip (`thyrovid.evaluation.baseline`), on the same clips.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ def focus_check(run: Path, work: Path, phantom: Path) -> dict:
     """Clip-level AUROC of the focus branch alone, against microcalcification truth and label."""
     import pandas as pd
 
+    from thyrovid.evaluation.baseline import FEATURES, work_features
     from thyrovid.runs import load_run
     from thyrovid.stats.roc import auc
 
@@ -121,6 +123,8 @@ def focus_check(run: Path, work: Path, phantom: Path) -> dict:
             x = torch.from_numpy(x).to(torch.float32) * (2.0 / 255.0) - 1.0
             scores.append(model.focus_score(x[:, None] if x.ndim == 4 else x)[:, 0].numpy())
     s = np.concatenate(scores)
+    # the fixed reference on the same clips: the hand-made baseline's top-hat maximum over the clip
+    tophat = work_features(work, clips)[:, FEATURES.index("focus_tophat_max_clip")]
     micro = (truth.loc[clips.nodule_id, "n_micro"].to_numpy() > 0).astype(int)
     out = {}
     for split in ("test", "external"):
@@ -129,6 +133,8 @@ def focus_check(run: Path, work: Path, phantom: Path) -> dict:
             "clips": int(k.sum()),
             "auroc_vs_microcalcification": round(float(auc(micro[k], s[k])), 3),
             "auroc_vs_label": round(float(auc(clips.label.to_numpy()[k], s[k])), 3),
+            "tophat_max_auroc_vs_microcalcification": round(float(auc(micro[k], tophat[k])), 3),
+            "tophat_max_auroc_vs_label": round(float(auc(clips.label.to_numpy()[k], tophat[k])), 3),
         }
     return out
 
