@@ -60,6 +60,10 @@ class TrainConfig:
             adamw (paper: none).
         label_smoothing: the BCE targets become y (1 - e) + e / 2 (paper: 0): the phantom's and a
             cohort's labels are draws, so a clip's label is never certain.
+        ema: decay of an exponential moving average of the weights and BatchNorm statistics,
+            updated after every optimiser step (0: off, the paper's; 0.999 is usual). When on,
+            validation scores the average and model.safetensors holds it; the decay ramps up
+            as min(ema, (1 + n) / (10 + n)) over the first n steps, so early weights fade fast.
         schedule: learning-rate schedule, "none" (paper), "cosine" or "plateau".
         patience: stop after this many evaluations without a better validation AUROC (None: off).
         balance: skewed prevalence handling: "none", "pos_weight" (loss weight n_benign/n_malignant
@@ -111,6 +115,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    ema: float = 0.0
     schedule: str = "none"
     patience: int | None = None
     balance: str = "none"
@@ -154,6 +159,7 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (0.0 <= self.label_smoothing < 1.0, "label_smoothing must be in [0, 1)"),
+            (0.0 <= self.ema < 1.0, "ema must be in [0, 1) (0: off)"),
             (
                 self.patient_vote in PATIENT_VOTES,
                 f"patient_vote must be one of {', '.join(PATIENT_VOTES)}",

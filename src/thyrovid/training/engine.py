@@ -8,6 +8,7 @@ schedule a `TrainConfig` describes; `validation_auroc` is the selection metric.
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -51,6 +52,38 @@ def prepare_input(x: torch.Tensor, device: torch.device, channels_last: bool) ->
     return x
 
 
+class WeightEMA:
+    """An exponential moving average of a network's weights and buffers (BatchNorm statistics).
+
+    `update(net)` after each optimiser step: every floating-point entry of the state dict moves
+    towards the network's by (1 - d), d = min(decay, (1 + n) / (10 + n)) at the n-th update;
+    integer entries (BatchNorm's batch counters) are copied. `model` is the averaged network,
+    in eval mode, with no gradients.
+    """
+
+    def __init__(self, net: nn.Module, decay: float):
+        self.decay, self.updates = float(decay), 0
+        self.model = copy.deepcopy(net).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        current = net.state_dict()
+        for name, avg in self.model.state_dict().items():
+            if avg.dtype.is_floating_point:
+                avg.lerp_(current[name].detach(), 1.0 - d)
+            else:
+                avg.copy_(current[name])
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "model": self.model.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updates = int(state["updates"])
+        self.model.load_state_dict(state["model"])
+
+
 class Engine:
     """What one epoch of training or evaluation needs, bundled."""
 
@@ -60,6 +93,12 @@ class Engine:
         self.channels_last = config.channels_last and device.type == "cuda"
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         self.aug = AugmentParams.from_config(config)
+        self.ema = WeightEMA(net, config.ema) if config.ema > 0 else None
+
+    @property
+    def scored_net(self) -> nn.Module:
+        """The network that validation scores and model.safetensors holds: the EMA when on."""
+        return self.ema.model if self.ema is not None else self.net
 
     def autocast(self):
         return torch.autocast(
@@ -92,6 +131,8 @@ class Engine:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.ema is not None:
+                self.ema.update(self.net)
             total += torch.tensor([loss.item() * len(y), len(y)], dtype=torch.float64)
             bar.set_postfix(loss=f"{loss.item():.4f}")
         seconds = time.perf_counter() - start
@@ -106,14 +147,15 @@ class Engine:
         The DistributedSampler pads the last ranks with repeated clips; keeping the first
         prediction per clip_id drops those duplicates.
         """
-        self.net.eval()
+        net = self.scored_net
+        net.eval()
         local = []
         for batch in tqdm(loader, desc="validate", disable=not dist.is_main(), leave=False):
             x = prepare_input(
                 to_model_input(batch["x"].to(self.device)), self.device, self.channels_last
             )
             with self.autocast():
-                logits = self.net(x)[:, 0].float().cpu()
+                logits = net(x)[:, 0].float().cpu()
             losses = F.binary_cross_entropy_with_logits(logits, batch["y"], reduction="none")
             local += zip(batch["clip_id"], torch.sigmoid(logits).tolist(), losses.tolist())
         out: dict[str, tuple[float, float]] = {}

@@ -167,6 +167,8 @@ def _restore(state: dict, net, optimizer, scheduler, engine: Engine) -> tuple[in
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
     engine.scaler.load_state_dict(state["scaler"])
+    if engine.ema is not None:
+        engine.ema.load_state_dict(state["ema"])
     torch.set_rng_state(state["rng_cpu"])
     return state["epoch"] + 1, state["best_metric"], state["bad_evals"]
 
@@ -273,12 +275,14 @@ def train(
         row["seconds"] = time.perf_counter() - t0
         if dist.is_main():
             if improved:
-                runfolder.save_weights(net, out / "model.safetensors")
+                runfolder.save_weights(engine.scored_net, out / "model.safetensors")
             log_rows.append(row)
             runfolder.write_log(log_rows, out / "log.csv")
             resume_state = runfolder.resume_state(
                 epoch, net, optimizer, scheduler, engine.scaler, best, bad_evals
             )
+            if engine.ema is not None:
+                resume_state["ema"] = engine.ema.state_dict()
             runfolder.save_state(resume_state, out / "state" / "last.pt")
             if writer is not None:
                 _log_scalars(writer, row, epoch + 1)
@@ -328,7 +332,8 @@ def _epilog() -> str:
         f"  schedule: {'|'.join(SCHEDULES)}; balance (skewed prevalence): {'|'.join(BALANCES)};\n"
         "  val_level: clip|patient; patient_vote: mean|max|noisy-or; pool: avg|avgmax;\n"
         "  keep: best|last (last: the final epoch is kept; validation is still logged);\n"
-        f"  optimizer: {'|'.join(OPTIMIZERS)} (weight_decay: L2 for adam/sgd, decoupled for adamw)\n\n"
+        f"  optimizer: {'|'.join(OPTIMIZERS)} (weight_decay: L2 for adam/sgd, decoupled for adamw)\n"
+        "  ema: weight-average decay (0 off; e.g. 0.999): validation scores and keeps the average\n\n"
         "model.safetensors is the epoch of best validation AUROC (split val_split); of lowest\n"
         "validation loss when that split holds one class; the last epoch when it holds no\n"
         "clips (config.yaml meta.selected_by says which, meta.selected_epoch the epoch; the last\n"
