@@ -63,7 +63,8 @@ class TrainConfig:
         ema: decay of an exponential moving average of the weights and BatchNorm statistics,
             updated after every optimiser step (0: off, the paper's; 0.999 is usual). When on,
             validation scores the average and model.safetensors holds it; the decay ramps up
-            as min(ema, (1 + n) / (10 + n)) over the first n steps, so early weights fade fast.
+            as min(ema, (1 + n) / (10 + n)) over the first n steps, so early weights fade fast
+            (over a few hundred steps the ramp, about the last n / 9 steps, sets the window).
         schedule: learning-rate schedule, "none" (paper), "cosine" or "plateau".
         patience: stop after this many evaluations without a better validation AUROC (None: off).
         balance: skewed prevalence handling: "none", "pos_weight" (loss weight n_benign/n_malignant
