@@ -108,6 +108,7 @@ def focus_check(run: Path, work: Path, phantom: Path) -> dict:
     """Clip-level AUROC of the focus branch alone, against microcalcification truth and label."""
     import pandas as pd
 
+    from thyrovid.clips.dataset import to_model_input
     from thyrovid.evaluation.baseline import FEATURES, work_features
     from thyrovid.runs import load_run
     from thyrovid.stats.roc import auc
@@ -120,7 +121,7 @@ def focus_check(run: Path, work: Path, phantom: Path) -> dict:
     with torch.no_grad():
         for i in range(0, len(clips), 32):
             x = np.stack([np.load(work / p) for p in clips.clip_path[i : i + 32]])
-            x = torch.from_numpy(x).to(torch.float32) * (2.0 / 255.0) - 1.0
+            x = to_model_input(torch.from_numpy(x))
             scores.append(model.focus_score(x[:, None] if x.ndim == 4 else x)[:, 0].numpy())
     s = np.concatenate(scores)
     # the fixed reference on the same clips: the hand-made baseline's top-hat maximum over the clip
@@ -158,7 +159,7 @@ def main() -> None:
         **s.recipe(),
         "arch": s.arch,
         "dims": 3,
-        "batch_size": 16,
+        "batch_size": s.batch_size,
         "seed": a.seed,
         "device": "cpu",
         "num_workers": 0,
