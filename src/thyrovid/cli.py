@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "thyrovid.clips.extract",
         "validate cohort.csv and cut 32-frame ROI clips into a work folder",
     ),
+    "pretrain": (
+        "thyrovid.training.pretrain",
+        "self-supervised pretraining on the clips (no labels read), for train --init-from",
+    ),
     "train": ("thyrovid.training.train", "train a 2D or 3D network on the extracted clips"),
     "evaluate": (
         "thyrovid.evaluation.evaluate",
