@@ -219,17 +219,28 @@ def weights_path(run_dir: str | os.PathLike) -> Path:
     return weights
 
 
-def read_config(run_dir: str | os.PathLike) -> TrainConfig:
-    """The TrainConfig of a finished run (config.yaml without meta); imports no torch."""
+def read_config(run_dir: str | os.PathLike, classifier: bool = True) -> TrainConfig:
+    """The TrainConfig of a finished run (config.yaml without meta); imports no torch.
+
+    With `classifier` (every stage that predicts), a `thyrovid pretrain` run is refused: its
+    classification layer was never trained.
+    """
     run_dir = Path(run_dir)
     weights_path(run_dir)
     values = read_yaml(run_dir / "config.yaml")
-    values.pop("meta", None)
+    meta = values.pop("meta", None) or {}
+    if classifier and meta.get("selected_by") == "pretrain":
+        raise UserError(
+            f"{run_dir}: a `thyrovid pretrain` run; its network has no trained classifier. "
+            f"Train one from it: thyrovid train WORK --init-from {run_dir} --out RUN"
+        )
     return TrainConfig.from_dict(values, source=str(run_dir / "config.yaml"))
 
 
-def load_run(run_dir: str | os.PathLike, device="cpu"):
+def load_run(run_dir: str | os.PathLike, device="cpu", classifier: bool = True):
     """Rebuild a trained network from config.yaml + model.safetensors (never unpickles).
+
+    `classifier=False` also loads a `thyrovid pretrain` run (to start training from it).
 
     Returns:
         (model in eval mode on `device`, TrainConfig). The model maps to_model_input(x) with x
@@ -238,7 +249,7 @@ def load_run(run_dir: str | os.PathLike, device="cpu"):
 
     run_dir = Path(run_dir)
     weights = weights_path(run_dir)
-    config = read_config(run_dir)
+    config = read_config(run_dir, classifier=classifier)
     try:
         model = build_network(config)
     except (ValueError, TypeError, KeyError) as exc:

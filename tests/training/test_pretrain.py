@@ -76,8 +76,8 @@ def test_labels_are_never_read(pretrained):
     shutil.copytree(work, other)
     df.to_csv(other / "clips.csv", index=False)
     run2 = pretrain(other, root / "pre_flipped", TrainConfig(**TINY))
-    a, _ = load_run(run)
-    b, _ = load_run(run2)
+    a, _ = load_run(run, classifier=False)
+    b, _ = load_run(run2, classifier=False)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         torch.testing.assert_close(x, y, msg=name)
 
@@ -90,7 +90,9 @@ def test_a_classifier_starts_from_the_pretrained_weights(pretrained):
     assert doc["meta"]["pretrain"]["splits"] == ["train"]
     log = pd.read_csv(run / "log.csv")
     assert list(log["epoch"]) == [1, 2] and np.isfinite(log["loss"]).all()
-    source, _ = load_run(run)
+    with pytest.raises(UserError, match="a `thyrovid pretrain` run.*--init-from"):
+        load_run(run)  # evaluate, predict, cam and export all load through it
+    source, _ = load_run(run, classifier=False)
     config = TrainConfig(input_frames=8, init_from=str(run), **TINY)
     net = build_network(config)
     fresh = build_network(config)
@@ -124,6 +126,12 @@ def test_cli_pretrains_and_train_starts_from_it(pretrained, tmp_path, capsys):
     common += ["--batch-size", "4", "--set", "temporal_strides=[1,1,1,2,2]"]
     assert main(["pretrain", str(work), "--out", str(pre), "--epochs", "1", *common]) == 0
     assert (pre / "model.safetensors").is_file()
+    capsys.readouterr()
+    assert main(["evaluate", str(pre), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err[-1].startswith("thyrovid evaluate: error:") and "a `thyrovid pretrain` run" in err[-1]
+    ), err
     out = tmp_path / "run"
     args = ["train", str(work), "--out", str(out), "--epochs", "1", "--init-from", str(pre)]
     assert main([*args, *common]) == 0

@@ -66,7 +66,7 @@ def initialise_from_run(net: nn.Module, config: TrainConfig) -> None:
     """Load `config.init_from`'s weights into `net`, inflating 2D -> 3D when needed."""
     from thyrovid.models import inflate_2d_to_3d
 
-    source, src_config = load_run(config.init_from)
+    source, src_config = load_run(config.init_from, classifier=False)
     if src_config.arch != config.arch:
         raise UserError(
             f"{config.init_from}: a {src_config.arch} run cannot start a {config.arch} network"
