@@ -136,3 +136,37 @@ def test_cli_pretrains_and_train_starts_from_it(pretrained, tmp_path, capsys):
     args = ["train", str(work), "--out", str(out), "--epochs", "1", "--init-from", str(pre)]
     assert main([*args, *common]) == 0
     assert yaml.safe_load((out / "config.yaml").read_text())["init_from"] == str(pre)
+
+
+def test_a_run_cut_short_writes_no_weights_and_resumes_to_the_straight_run(
+    pretrained, tmp_path, monkeypatch
+):
+    from thyrovid.training import pretrain as module
+
+    _, work, straight = pretrained  # two epochs, uninterrupted
+    real = module.epoch_pairs
+
+    def cut_at_epoch_two(groups, seed, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real(groups, seed, epoch)
+
+    monkeypatch.setattr(module, "epoch_pairs", cut_at_epoch_two)
+    out = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(work, out, TrainConfig(**TINY))
+    assert not (out / "model.safetensors").exists()  # nothing to start a classifier from
+    assert (out / "state" / "last.pt").is_file()
+    with pytest.raises(UserError, match="already holds a run; pass --resume"):
+        pretrain(work, out, TrainConfig(**TINY))
+    with pytest.raises(UserError, match="--resume with different lr"):
+        pretrain(work, out, TrainConfig(**{**TINY, "lr": 3e-4}), resume=True)
+    monkeypatch.setattr(module, "epoch_pairs", real)
+    pretrain(work, out, TrainConfig(**TINY), resume=True)
+    a, _ = load_run(straight, classifier=False)
+    b, _ = load_run(out, classifier=False)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(x, y, msg=name)
+    assert pd.read_csv(out / "log.csv")["epoch"].tolist() == [1, 2]
+    with pytest.raises(UserError, match="has finished"):
+        pretrain(work, out, TrainConfig(**TINY), resume=True)

@@ -16,9 +16,10 @@ the globally pooled last feature map during pretraining and is dropped afterward
 The run folder has the layout `thyrovid train` writes (config.yaml, model.safetensors,
 log.csv), so `train --init-from RUN` starts from it (same architecture, width and dims); its
 config.yaml ``meta.pretrain`` records the objective, the splits read and the temperature, and
-``meta.selected_by`` is ``pretrain``, so it is never mistaken for a classifier: its
-classification layer is the untrained one. model.safetensors is written once, at the end: a
-run cut short leaves no weights to start from by mistake (run it again).
+``meta.selected_by`` is ``pretrain``, so it is never mistaken for a classifier: every stage
+that predicts refuses it (its classification layer is the untrained one). model.safetensors is
+written once, at the end, so a run cut short leaves no weights to start from by mistake;
+state/last.pt, written after every epoch, lets `--resume` continue it.
 
 Which clips: `--splits` (default: the training split). Labels are never read, so adding the
 unlabelled clips of a cohort is honest; adding the clips of the splits a model is evaluated on
@@ -43,7 +44,7 @@ from tqdm import tqdm
 
 from thyrovid.atomic import atomic_path
 from thyrovid.clips.dataset import ClipDataset, collate, read_clips, to_model_input
-from thyrovid.config import TrainConfig, save_config
+from thyrovid.config import TrainConfig, read_yaml, save_config
 from thyrovid.distributed import resolve_device
 from thyrovid.errors import UserError
 from thyrovid.options import add_device_argument
@@ -217,20 +218,21 @@ def pretrain(
     splits: list[str] | None = None,
     temperature: float = 0.2,
     allow_eval_splits: bool = False,
+    resume: bool = False,
 ) -> Path:
     """Pretrain `config`'s network on the clips of `splits` (labels unread); returns the run folder.
 
     Uses from `config`: the network options, epochs, batch_size (anchors per batch: each brings
     two views), the optimiser options (lr, betas, weight_decay), seed, device, num_workers;
-    the learning rate decays by a cosine over the epochs.
+    the learning rate decays by a cosine over the epochs. `resume` continues the run in
+    `out_dir` from its state/last.pt (written after every epoch), ending with the weights of an
+    uninterrupted run (CPU).
     """
     if temperature <= 0:
         raise UserError(f"--temperature must be > 0, got {temperature}")
     if config.batch_size < 2:
         raise UserError("batch_size must be >= 2: a contrastive batch needs other nodules")
     out = Path(out_dir)
-    if (out / "config.yaml").is_file():
-        raise UserError(f"{out}: already holds a run; choose a new --out")
     splits = list(splits or [config.train_split])
     ds = _load(work_dir, splits, config.dims, allow_eval_splits)
     config = config.replace(input_frames=ds.shape()[1] if config.dims == 3 else None)
@@ -260,16 +262,26 @@ def pretrain(
             "labels_read": False,
         },
     }
-    (out / "state").mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml", meta)
+    state = _open(out, config, meta, resume)
+    if state is None:
+        (out / "state").mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml", meta)
+    rows: list[dict] = []
+    start_epoch = 0
+    if state is not None:
+        net.load_state_dict(state["net"])
+        head.load_state_dict(state["head"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        rows, start_epoch = list(state["rows"]), int(state["epoch"]) + 1
+        print(f"pretrain: resuming {out} after epoch {start_epoch}", file=sys.stderr)
     print(
         f"pretrain: {len(ds)} clips of {n_groups} nodules (splits {', '.join(splits)}), "
         f"{config.epochs} epochs, {2 * config.batch_size} views per batch",
         file=sys.stderr,
     )
-    rows: list[dict] = []
     b = config.batch_size
-    for epoch in range(config.epochs):
+    for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed * 100_003 + epoch * 1_009)
         pairs = epoch_pairs(groups, config.seed, epoch)
         pairs = pairs[: len(pairs) - (len(pairs) % b if len(pairs) % b == 1 else 0)]
@@ -310,6 +322,17 @@ def pretrain(
         scheduler.step()
         rows.append(row)
         _write_log(rows, out / "log.csv")
+        runfolder.save_state(
+            {
+                "epoch": epoch,
+                "net": net.state_dict(),
+                "head": head.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rows": rows,
+            },
+            out / "state" / "last.pt",
+        )
         print(json.dumps(row), file=sys.stderr)
     runfolder.save_weights(net, out / "model.safetensors")
     runfolder.record_selected_epoch(out, {"epoch": config.epochs})
@@ -319,6 +342,37 @@ def pretrain(
         file=sys.stderr,
     )
     return out
+
+
+def _open(out: Path, config: TrainConfig, meta: dict, resume: bool) -> dict | None:
+    """The resume state of the run in `out` (None: a new run); a UserError when it cannot go on."""
+    if not (out / "config.yaml").is_file():
+        if resume:
+            print(f"note: {out} holds no run yet; starting a new one", file=sys.stderr)
+        return None
+    if not resume:
+        raise UserError(f"{out}: already holds a run; pass --resume or choose a new --out")
+    if runfolder.finished(out):
+        raise UserError(f"{out}: this pretraining run has finished; choose a new --out")
+    saved = read_yaml(out / "config.yaml")
+    changed = sorted(
+        k
+        for k, v in config.to_dict().items()
+        if k not in runfolder.RESUMABLE_CHANGES - {"epochs"} and saved.get(k) != v
+    )
+    old = (saved.get("meta") or {}).get("pretrain") or {}
+    changed += [k for k in ("splits", "temperature", "clips") if old.get(k) != meta["pretrain"][k]]
+    if changed:
+        raise UserError(f"{out}: --resume with different {', '.join(changed)}; use a new --out")
+    path = out / "state" / "last.pt"
+    if not path.is_file():
+        print(f"note: {path}: not found (stopped in epoch 1); starting again", file=sys.stderr)
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated file: torch raises many types
+        why = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise UserError(f"{path}: corrupt resume state ({why}); use a new --out") from None
 
 
 def _interleave(chunk: list[tuple[int, int]]) -> list[int]:
@@ -338,10 +392,14 @@ def add_arguments(parser) -> None:
         "so the pretrained network has the shape the classifier will have; --set overrides any\n"
         "of its options (see `thyrovid train --help`). Then:\n"
         "  thyrovid train WORK --config CFG --init-from OUT --out RUN\n"
-        "The run is not resumable: a run cut short writes no weights; run it again."
+        "model.safetensors is written at the end only; a run cut short (Ctrl-C, a full disk)\n"
+        "continues from its last finished epoch with --resume (same options)."
     )
     parser.add_argument("work", help="work folder written by `thyrovid extract` (clips.csv)")
-    parser.add_argument("--out", required=True, help="run folder to write (must be new)")
+    parser.add_argument("--out", required=True, help="run folder to write (or resume)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from state/last.pt"
+    )
     parser.add_argument(
         "--config", help="YAML file of training options (a run's config.yaml works)"
     )
@@ -394,6 +452,8 @@ def run(args) -> int:
     overrides["init_from"] = None  # pretraining starts from random weights
     config = load_config(args.config, overrides)
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
-    out = pretrain(args.work, args.out, config, splits, args.temperature, args.allow_eval_splits)
+    out = pretrain(
+        args.work, args.out, config, splits, args.temperature, args.allow_eval_splits, args.resume
+    )
     print(json.dumps({"run": str(out), "model": str(out / "model.safetensors")}))
     return 0
