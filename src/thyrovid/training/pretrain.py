@@ -45,7 +45,7 @@ from tqdm import tqdm
 from thyrovid.atomic import atomic_path
 from thyrovid.clips.dataset import ClipDataset, collate, read_clips, to_model_input
 from thyrovid.config import TrainConfig, read_yaml, save_config
-from thyrovid.distributed import resolve_device
+from thyrovid.distributed import checked_device
 from thyrovid.errors import UserError
 from thyrovid.options import add_device_argument
 from thyrovid.runs import build_network, read_extract_json
@@ -236,7 +236,7 @@ def pretrain(
     splits = list(splits or [config.train_split])
     ds = _load(work_dir, splits, config.dims, allow_eval_splits)
     config = config.replace(input_frames=ds.shape()[1] if config.dims == 3 else None)
-    device = torch.device(resolve_device(config.device))
+    device = checked_device(config.device)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     net = build_network(config).to(device)
@@ -284,7 +284,8 @@ def pretrain(
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed * 100_003 + epoch * 1_009)
         pairs = epoch_pairs(groups, config.seed, epoch)
-        pairs = pairs[: len(pairs) - (len(pairs) % b if len(pairs) % b == 1 else 0)]
+        if len(pairs) % b == 1:  # a last batch of one nodule has no negatives
+            pairs = pairs[:-1]
         flat = [i for k in range(0, len(pairs), b) for i in _interleave(pairs[k : k + b])]
         loader = DataLoader(
             _Views(ds, flat), batch_size=2 * b, shuffle=False, collate_fn=collate,
