@@ -3,6 +3,7 @@
     python benchmarks/_arch_probe.py WORK RUN --set arch=plain width=0.125
     python benchmarks/_arch_probe.py WORK RUN --set arch=resnet50_mil
     python benchmarks/_arch_probe.py WORK RUN --set arch=resnet50_mil --focus-check PHANTOM
+    python benchmarks/_arch_probe.py WORK RUN --set arch=resnet50_focus --focus-prior P.pt
 
 WORK is a demo's work folder (`thyrovid demo --seed N --out D` leaves D/work and D/phantom).
 The run uses `thyrovid train` and `thyrovid evaluate` themselves, with the demo's 3D recipe for
@@ -13,6 +14,10 @@ per split. The two architectures are registered here only, for the life of this 
 - `plain`: four stages of two 3x3x3 convolutions (BatchNorm, ReLU), channels 64/128/256/512
   times `width`; the first stage keeps the full 64 x 64 px (no stem downsampling), the others
   halve space; time is strided by the demo's temporal-stride slots 0-3.
+- `resnet50_focus` (ninth round): the registry's ResNet50 plus a frozen focus detector trained
+  without labels on synthetic foci pasted into the training clips (`_focus_ceiling.py --pretext
+  --save P`, then `--focus-prior P` here); its score (largest logit inside the box) times a
+  learnt weight (initial 0.5) is added to the malignancy logit.
 - `resnet50_mil`: the registry's ResNet50 plus a full-resolution focus branch (two 3x3x3
   convolutions of 4 channels, BatchNorm, ReLU, a 1x1x1 convolution to one map) whose top-8 mean
   over the clip's frames and the central part of the crop (the box itself: the x1.5 margin
@@ -96,6 +101,54 @@ class FocusMIL(StagedNet):
         return super().forward(x) + self.focus_w * self.focus_score(x)
 
 
+class FocusPrior(StagedNet):
+    """ResNet50's logit plus a weight times a frozen, self-supervised focus detector's score.
+
+    The detector is `_focus_ceiling.Detector` trained by `_focus_ceiling.py --pretext --save P`
+    (synthetic foci pasted into the training clips; no masks, no labels). Its score is the
+    largest logit inside the crop's central 5/8 of the per-clip standardised clip, as there.
+    """
+
+    def add_focus_prior(self, path: Path) -> None:
+        from _focus_ceiling import Detector
+
+        self.prior = Detector()
+        self.prior.load_state_dict(torch.load(path, map_location="cpu"))
+        self.prior.requires_grad_(False)
+        self.prior.eval()
+        self.focus_w = nn.Parameter(torch.tensor(0.5))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.prior.eval()  # frozen: its BatchNorm statistics stay the pretext's
+        return self
+
+    @torch.no_grad()
+    def focus_score(self, x: torch.Tensor) -> torch.Tensor:
+        dims = tuple(range(1, x.ndim))
+        z = (x - x.mean(dims, keepdim=True)) / x.std(dims, keepdim=True).clamp_min(2.0 / 255.0)
+        m = self.prior(z)
+        h, w = m.shape[-2:]
+        inner = m[..., 3 * h // 16 : h - 3 * h // 16, 3 * w // 16 : w - 3 * w // 16]
+        return inner.flatten(1).max(1, keepdim=True).values
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + self.focus_w * self.focus_score(x)
+
+
+FOCUS_PRIOR: list[Path] = []  # set by --focus-prior before the registry builds the network
+
+
+@register("resnet50_focus")
+def resnet50_focus(cfg: NetConfig) -> StagedNet:
+    if not FOCUS_PRIOR:
+        raise SystemExit("arch=resnet50_focus needs --focus-prior DETECTOR.pt")
+    net = resnet50(cfg)
+    net.__class__ = FocusPrior
+    net.add_focus_prior(FOCUS_PRIOR[0])
+    return net
+
+
 @register("resnet50_mil")
 def resnet50_mil(cfg: NetConfig) -> StagedNet:
     net = resnet50(cfg)
@@ -147,7 +200,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="the demo seed whose recipe is used")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     p.add_argument("--focus-check", type=Path, metavar="PHANTOM")
+    p.add_argument(
+        "--focus-prior",
+        type=Path,
+        metavar="DETECTOR.pt",
+        help="arch=resnet50_focus: the pretext detector (_focus_ceiling.py --save)",
+    )
     a = p.parse_args()
+    if a.focus_prior:
+        FOCUS_PRIOR.append(a.focus_prior)
     torch.set_num_threads(1)
     from thyrovid.demo import DemoSettings
     from thyrovid.evaluation.evaluate import evaluate
