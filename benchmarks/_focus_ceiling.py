@@ -32,7 +32,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -45,25 +44,11 @@ PATCH = (8, 32, 32)
 
 def focus_masks(phantom: Path, clips: pd.DataFrame, shape: tuple[int, int, int]) -> np.ndarray:
     """(n_clips, T, H, W) bool: the phantom's focus voxels, cut and resized like each clip."""
-    from thyrovid.clips.geometry import window_indices
+    from thyrovid.explain.cam import _truth_mask
 
-    out = np.zeros((len(clips), *shape), bool)
-    cache: dict[str, np.ndarray] = {}
-    for i, row in enumerate(clips.to_dict("records")):
-        video = row["video_id"]
-        if video not in cache:
-            cache.clear()
-            with np.load(phantom / "masks" / f"{video}.npz") as z:
-                cache[video] = z["micro"]
-        micro = cache[video]
-        idx = window_indices(
-            int(row["first_frame"]), int(row["n_frames"]), int(row["pad_before"]), shape[0]
-        )
-        x0, y0, x1, y1 = (int(row[k]) for k in ("roi_x0", "roi_y0", "roi_x1", "roi_y1"))
-        crop = micro[idx, y0:y1, x0:x1].astype(np.uint8) * 255
-        size = (shape[2], shape[1])
-        out[i] = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in crop]) > 0
-    return out
+    return np.stack(
+        [_truth_mask(phantom, row, shape, 3, key="micro") for row in clips.to_dict("records")]
+    )
 
 
 def standardise(clip: np.ndarray) -> np.ndarray:

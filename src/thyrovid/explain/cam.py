@@ -30,11 +30,13 @@ from thyrovid.runs import input_shape, load_run
 from thyrovid.runs import work_dir as recorded_work_dir
 
 
-def _truth_mask(truth_dir: Path, row, shape: tuple[int, int, int], dims: int) -> np.ndarray | None:
+def _truth_mask(
+    truth_dir: Path, row, shape: tuple[int, int, int], dims: int, key: str = "calc"
+) -> np.ndarray | None:
     """The phantom's calcification mask for a clip, cut like the clip (window, ROI, resize).
 
-    Reads PHANTOM/masks/<video_id>.npz (`calc`: (T, H, W) bool in frame pixels) as written by
-    `thyrovid synth`. Returns a bool array of `shape`: (T_clip, H, W) for a 3D clip, (1, H, W)
+    Reads PHANTOM/masks/<video_id>.npz (`key`: `calc`, any calcification, or `micro`, the
+    punctate foci; (T, H, W) bool in frame pixels) as written by `thyrovid synth`. Returns a bool array of `shape`: (T_clip, H, W) for a 3D clip, (1, H, W)
     (the key frame) for a 2D image; None when the phantom has no mask for the video.
     """
     import cv2
@@ -45,7 +47,7 @@ def _truth_mask(truth_dir: Path, row, shape: tuple[int, int, int], dims: int) ->
     if not path.exists():
         return None
     with np.load(path) as masks:
-        calc = masks["calc"]
+        calc = masks[key]
     if dims == 3:
         idx = window_indices(
             int(row["first_frame"]), int(row["n_frames"]), int(row["pad_before"]), shape[0]
