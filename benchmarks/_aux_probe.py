@@ -3,6 +3,7 @@
     python benchmarks/_aux_probe.py D RUN --seed N --aux report   # noisy simulated reports
     python benchmarks/_aux_probe.py D RUN --seed N --aux truth    # the phantom's truth (bound)
     python benchmarks/_aux_probe.py D RUN --seed N --aux none     # the demo's recipe, same loop
+    python benchmarks/_aux_probe.py D RUN --seed N --aux report --arch plain
 
 D is a folder with D/phantom (synth) and D/work (extract) made with the demo's settings for
 seed N. Every real thyroid cohort has a radiology report per nodule that states its ACR TI-RADS
@@ -38,6 +39,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from thyrovid.config import TrainConfig, coerce_values
 from thyrovid.models.network import StagedNet
@@ -125,6 +128,18 @@ class AuxNet(StagedNet):
         return out[:, :1]
 
 
+@register("plain_aux")
+def plain_aux(cfg) -> StagedNet:
+    """The seventh round's `plain` network (`_arch_probe.plain`: a full-resolution first stage)."""
+    from dataclasses import replace
+
+    from _arch_probe import plain
+
+    net = plain(replace(cfg, num_classes=1 + len(AUX)))
+    net.__class__ = AuxNet
+    return net
+
+
 @register("resnet50_aux")
 def resnet50_aux(cfg) -> StagedNet:
     from dataclasses import replace
@@ -179,6 +194,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="the demo seed whose recipe is used")
     p.add_argument("--aux", choices=("report", "truth", "none"), default="report")
     p.add_argument("--weight", type=float, default=1.0)
+    p.add_argument(
+        "--arch",
+        choices=("resnet50", "plain"),
+        default="resnet50",
+        help="plain: _arch_probe.plain (full-resolution first stage), same width and recipe",
+    )
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -203,7 +224,7 @@ def main() -> None:
     s = DemoSettings(seed=a.seed)
     base = {
         **s.recipe(),
-        "arch": "resnet50_aux",
+        "arch": f"{a.arch}_aux",
         "width": 0.25,
         "dims": 3,
         "batch_size": s.batch_size,
@@ -238,6 +259,7 @@ def main() -> None:
                 "seed": a.seed,
                 "aux": a.aux,
                 "weight": a.weight,
+                "arch": a.arch,
                 "set": over,
                 "report_agreement_with_truth": agree if a.aux == "report" else None,
                 "patient_auroc": auroc,
