@@ -13,7 +13,9 @@ one thread) with 1 + 7 logits: the malignancy logit, and seven auxiliary logits 
 (mean over the seven, weight `--weight`) on the nodule's reported features scaled to [0, 1]:
 solid composition (points / 2), echogenicity (0-3) / 3, taller than wide, suspicious margin
 (lobulated, irregular or extrathyroidal), punctate echogenic foci present, macrocalcification
-present, rim calcification present. Only the malignancy logit is evaluated by `thyrovid evaluate`; RUN/heads.csv keeps every
+present, rim calcification present. `--arch plain` trains the seventh round's `plain` network
+(`_arch_probe.plain`, a full-resolution first stage) at the same width and recipe instead.
+Only the malignancy logit is evaluated by `thyrovid evaluate`; RUN/heads.csv keeps every
 head's nodule-level mean, and the JSON line gives each auxiliary head's external nodule AUROC
 against the phantom's truth (echogenicity: very hypoechoic or not).
 
@@ -120,7 +122,7 @@ def reported(t: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 class AuxNet(StagedNet):
-    """The registry's ResNet50 with 1 + len(AUX) outputs; forward returns the first only."""
+    """A network with 1 + len(AUX) outputs; forward returns the first, keeps the rest."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = super().forward(x)
@@ -164,7 +166,9 @@ def patch_engine(targets: dict[str, np.ndarray], weight: float) -> None:
         self.runner.train()
         total = torch.zeros(2, dtype=torch.float64)
         start = time.perf_counter()
-        for batch in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False):
+        for step, batch in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", leave=False)):
+            if cfg.max_train_batches is not None and step >= cfg.max_train_batches:
+                break
             x, y = batch["x"], batch["y"]
             if cfg.augment:
                 x = augment_batch(x, batch["index"], cfg.seed, epoch, self.aug)
