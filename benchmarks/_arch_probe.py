@@ -193,6 +193,44 @@ def focus_check(run: Path, work: Path, phantom: Path) -> dict:
     return out
 
 
+def demo_config(seed: int, over: dict, **fixed) -> TrainConfig:
+    """The demo's 3D recipe for `seed` on one CPU thread, then `fixed`, then `--set` `over`."""
+    from thyrovid.demo import DemoSettings
+
+    s = DemoSettings(seed=seed)
+    base = {
+        **s.recipe(),
+        "arch": s.arch,
+        "dims": 3,
+        "batch_size": s.batch_size,
+        "seed": seed,
+        "device": "cpu",
+        "num_workers": 0,
+        "tensorboard": False,
+        **fixed,
+    }
+    base.update(coerce_values(over, "--set"))
+    return TrainConfig.from_dict(base)
+
+
+def train_and_score(work: Path, run: Path, config: TrainConfig) -> tuple[dict, list]:
+    """Train (or resume) `run`, evaluate it with noisy-or: (patient AUROC per split, val/epoch)."""
+    from thyrovid.evaluation.evaluate import evaluate
+    from thyrovid.training.runfolder import finished
+    from thyrovid.training.train import train
+
+    if not finished(run):
+        train(work, run, config, resume=(run / "state" / "last.pt").exists())
+    metrics = evaluate(run, work_dir=work, device=torch.device("cpu"), patient_vote="noisy-or")
+    auroc = {}
+    for split, levels in metrics["splits"].items():
+        value = (levels.get("patient") or {}).get("auroc")
+        auroc[split] = round(value["value"], 3) if isinstance(value, dict) else value
+    with open(run / "log.csv") as f:
+        val = [r["val_auroc"][:5] for r in csv.DictReader(f)]
+    return auroc, val
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("work", type=Path)
@@ -210,39 +248,9 @@ def main() -> None:
     if a.focus_prior:
         FOCUS_PRIOR.append(a.focus_prior)
     torch.set_num_threads(1)
-    from thyrovid.demo import DemoSettings
-    from thyrovid.evaluation.evaluate import evaluate
-    from thyrovid.training.runfolder import finished
-    from thyrovid.training.train import train
-
-    s = DemoSettings(seed=a.seed)
-    base = {
-        **s.recipe(),
-        "arch": s.arch,
-        "dims": 3,
-        "batch_size": s.batch_size,
-        "seed": a.seed,
-        "device": "cpu",
-        "num_workers": 0,
-        "tensorboard": False,
-    }
     over = dict(kv.split("=", 1) for kv in a.set)
-    base.update(coerce_values(over, "--set"))
     t = time.time()
-    if not finished(a.run):
-        train(
-            a.work,
-            a.run,
-            TrainConfig.from_dict(base),
-            resume=(a.run / "state" / "last.pt").exists(),
-        )
-    metrics = evaluate(a.run, work_dir=a.work, device=torch.device("cpu"), patient_vote="noisy-or")
-    auroc = {}
-    for split, levels in metrics["splits"].items():
-        value = (levels.get("patient") or {}).get("auroc")
-        auroc[split] = round(value["value"], 3) if isinstance(value, dict) else value
-    with open(a.run / "log.csv") as f:
-        val = [r["val_auroc"][:5] for r in csv.DictReader(f)]
+    auroc, val = train_and_score(a.work, a.run, demo_config(a.seed, over))
     result = {
         "seed": a.seed,
         "set": over,

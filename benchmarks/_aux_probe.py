@@ -31,7 +31,6 @@ echogenicity): q = 1 - sqrt(kappa). Drawn once per nodule from `--seed`, before 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -44,7 +43,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from thyrovid.config import TrainConfig, coerce_values
 from thyrovid.models.network import StagedNet
 from thyrovid.models.registry import register
 from thyrovid.models.resnet import resnet50
@@ -207,11 +205,8 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     a = p.parse_args()
     torch.set_num_threads(1)
-    from thyrovid.demo import DemoSettings
-    from thyrovid.evaluation.evaluate import evaluate
+    from _arch_probe import demo_config, train_and_score
     from thyrovid.stats.roc import auc
-    from thyrovid.training.runfolder import finished
-    from thyrovid.training.train import train
 
     work = a.d / "work"
     truth = pd.read_csv(a.d / "phantom" / "truth.csv")
@@ -225,32 +220,10 @@ def main() -> None:
     }
     patch_engine(targets, 0.0 if a.aux == "none" else a.weight)
 
-    s = DemoSettings(seed=a.seed)
-    base = {
-        **s.recipe(),
-        "arch": f"{a.arch}_aux",
-        "width": 0.25,
-        "dims": 3,
-        "batch_size": s.batch_size,
-        "seed": a.seed,
-        "device": "cpu",
-        "num_workers": 0,
-        "tensorboard": False,
-    }
     over = dict(kv.split("=", 1) for kv in a.set)
-    base.update(coerce_values(over, "--set"))
+    config = demo_config(a.seed, over, arch=f"{a.arch}_aux", width=0.25)
     start = time.time()
-    if not finished(a.run):
-        train(
-            work, a.run, TrainConfig.from_dict(base), resume=(a.run / "state" / "last.pt").exists()
-        )
-    metrics = evaluate(a.run, work_dir=work, device=torch.device("cpu"), patient_vote="noisy-or")
-    auroc = {}
-    for split, levels in metrics["splits"].items():
-        value = (levels.get("patient") or {}).get("auroc")
-        auroc[split] = round(value["value"], 3) if isinstance(value, dict) else value
-    with open(a.run / "log.csv") as f:
-        val = [r["val_auroc"][:5] for r in csv.DictReader(f)]
+    auroc, val = train_and_score(work, a.run, config)
     heads = head_outputs(a.run, work, clips)
     heads.to_csv(a.run / "heads.csv")  # nodule-level means, for _perception_probe.py --with-3d
     ext = heads[heads.split == "external"]

@@ -100,52 +100,41 @@ def nodule_outputs(net: FrameNet, work: Path, clips: pd.DataFrame, cols: list[st
     return df.groupby("nodule_id").agg(agg)
 
 
+def nodule_vote(nodules: pd.DataFrame, prob: np.ndarray, split: str) -> float:
+    """Patient AUROC on `split` of one probability per nodule, voted by noisy-or.
+
+    The nodules go through the project's own vote (`evaluation.baseline.patient_auroc`, which
+    `evaluate --patient-vote noisy-or` uses), each nodule as a clip of its own.
+    """
+    from thyrovid.evaluation.baseline import patient_auroc
+
+    rows = nodules.reset_index().rename(columns={"index": "nodule_id"})
+    rows = rows.assign(clip_id=rows.nodule_id, video_id=rows.nodule_id, center="")
+    return round(patient_auroc(rows, np.asarray(prob), split, "noisy-or"), 3)
+
+
 def second_stage(nodules: pd.DataFrame, cols: list[str]) -> dict:
     """Logistic regression on the train nodules' `cols`, noisy-or patient AUROC per split."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from thyrovid.stats.roc import auc
-
     train = nodules[nodules.split == "train"]
     scale = StandardScaler().fit(train[cols].to_numpy())
     lr = LogisticRegression(C=1.0, max_iter=5000)
     lr.fit(scale.transform(train[cols].to_numpy()), train.label.to_numpy())
-    out = {}
-    for split in ("val", "test", "external"):
-        sub = nodules[nodules.split == split]
-        p = lr.predict_proba(scale.transform(sub[cols].to_numpy()))[:, 1]
-        per = (
-            sub.assign(p=p)
-            .groupby("patient_id")
-            .agg(p=("p", lambda v: 1.0 - np.prod(1.0 - v)), y=("label", "max"))
-        )
-        out[split] = round(float(auc(per.y.to_numpy(), per.p.to_numpy())), 3)
-    return out
+    prob = lr.predict_proba(scale.transform(nodules[cols].to_numpy()))[:, 1]
+    return {split: nodule_vote(nodules, prob, split) for split in ("val", "test", "external")}
 
 
 def vote(nodules: pd.DataFrame) -> dict:
     """Noisy-or patient AUROC of the network's own malignancy output, per split."""
-    from thyrovid.stats.roc import auc
-
-    out = {}
-    for split in ("val", "test", "external"):
-        sub = nodules[nodules.split == split]
-        p = 1.0 / (1.0 + np.exp(-sub.malignancy.to_numpy()))
-        per = (
-            sub.assign(p=p)
-            .groupby("patient_id")
-            .agg(p=("p", lambda v: 1.0 - np.prod(1.0 - v)), y=("label", "max"))
-        )
-        out[split] = round(float(auc(per.y.to_numpy(), per.p.to_numpy())), 3)
-    return out
+    prob = 1.0 / (1.0 + np.exp(-nodules.malignancy.to_numpy()))
+    return {split: nodule_vote(nodules, prob, split) for split in ("val", "test", "external")}
 
 
 def ceiling(d: Path) -> dict:
     """External patient AUROC of a regression on the truth features, with subsets left out."""
     from sklearn.linear_model import LogisticRegression
-
-    from thyrovid.stats.roc import auc
 
     raw = pd.read_csv(d / "phantom" / "truth.csv")
     t = aux.truth_targets(raw)
@@ -164,16 +153,11 @@ def ceiling(d: Path) -> dict:
         "without_composition": [c for c in every if c != "solid"],
         "without_margin_and_composition": [c for c in every if c not in [*margin, "solid"]],
     }
-    train, ext = t[t.split == "train"], t[t.split == "external"]
+    train = t[t.split == "train"]
     out = {}
     for name, cols in subsets.items():
         lr = LogisticRegression(C=1.0, max_iter=5000).fit(train[cols].to_numpy(), train.label)
-        per = (
-            ext.assign(p=lr.predict_proba(ext[cols].to_numpy())[:, 1])
-            .groupby("patient_id")
-            .agg(p=("p", lambda v: 1.0 - np.prod(1.0 - v)), y=("label", "max"))
-        )
-        out[name] = round(float(auc(per.y.to_numpy(), per.p.to_numpy())), 3)
+        out[name] = nodule_vote(t, lr.predict_proba(t[cols].to_numpy())[:, 1], "external")
     return out
 
 
