@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -158,32 +159,41 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path):
 
 @pytest.mark.slow
 def test_small_3d_network_learns_the_phantom(tmp_path):
-    """Acceptance: a width-reduced 3D DenseNet121 on 16x64x64 phantom clips, 2 CPU cores.
+    """Acceptance: a width-reduced 3D ResNet50 learns the phantom on 2 CPU cores.
 
-    28 training patients (109 clips), 6 validation patients (31 clips), batch 4, 5 epochs.
-    Measured with this seed (torch 2.13 CPU): val AUROC per epoch 0.399, 0.728, 0.855, 0.583,
-    0.925; the floor 0.8 is asserted on the best epoch (the checkpoint kept). Chance is 0.5.
+    200 phantom patients (696 training clips), 16x64x64 clips, 8 epochs of the demo's recipe
+    (cosine decay, class-balanced loss) at batch 8, the last epoch kept: no checkpoint is
+    chosen, so the score below is on clips the run never selected on. The floor is asserted on
+    all 286 held-out clips (val + test, 60 patients); chance is 0.5.
 
-    Torch's CPU kernels sum in an order that depends on the thread count, and from-scratch
-    training on 6 validation patients amplifies that: with 2 threads the same seed gives
-    0.49, 0.42, 0.38, 0.29, 0.59. The seed only fixes the run together with one thread, so the
-    test pins it (pytest-xdist workers otherwise use 2).
+    Measured (torch 2.13 CPU, AMD EPYC): training seeds 0-3 on one thread give 0.793, 0.813,
+    0.807, 0.844, and seed 0 on two threads 0.785. On another phantom draw (seed 1), seeds
+    0-2 give 0.767, 0.824, 0.746. The hand-made baseline fitted on the training clips gets
+    0.738 here. Torch's CPU kernels sum in an order that depends on the processor and the
+    thread count, so no single trajectory is asserted: an earlier version of this test
+    asserted the best of 5 epochs on 6 validation patients, which held on one processor and
+    failed (0.70) on another.
     """
+    from sklearn.metrics import roc_auc_score
+
     from thyrovid.clips.extract import extract
+    from thyrovid.inference.batch import predict_clips
     from thyrovid.synth.cohort import SynthConfig, synthesize
 
     phantom, work = tmp_path / "phantom", tmp_path / "work"
     synth = SynthConfig(
-        patients=40, seed=0, centers=("int_a", "int_b"), frames=(18, 22), size=(96, 128)
+        patients=200, seed=0, centers=("int_a", "int_b"), frames=(18, 22), size=(96, 128)
     )
     synthesize(phantom, synth)
     extract(phantom / "cohort.csv", work, frames=16, size=64, seed=0)
-    config = TrainConfig(**{**TINY_TRAIN, "temporal_strides": (2, 2, 2, 2, 1)}, epochs=5)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        rows = _log(train(work, tmp_path / "run", config))
-    finally:
-        torch.set_num_threads(threads)
-    print([round(float(r["val_auroc"]), 3) for r in rows])
-    assert max(float(r["val_auroc"]) for r in rows) >= 0.8
+    recipe = dict(schedule="cosine", balance="pos_weight", keep="last", epochs=8, batch_size=8)
+    config = TrainConfig(
+        **{**TINY_TRAIN, "arch": "resnet50", "temporal_strides": (1, 2, 2, 2, 2), **recipe}
+    )
+    run = train(work, tmp_path / "run", config)
+    clips = pd.read_csv(work / "clips.csv")
+    held = clips.merge(predict_clips(run, work, ("val", "test")), on="clip_id")
+    assert len(held) == int(clips["split"].isin(["val", "test"]).sum())
+    auroc = roc_auc_score(held["label"], held["prob"])
+    print(f"held-out clip AUROC {auroc:.3f}", [r["val_auroc"][:5] for r in _log(run)])
+    assert auroc >= 0.70
