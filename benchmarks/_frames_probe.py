@@ -18,6 +18,16 @@ AUROC 0.96-1.00 against the phantom's truth) where every 3D network tried learns
 Training and evaluation are `_arch_probe.demo_config` / `train_and_score` (the demo's recipe for
 that seed, one thread, no DataLoader workers, the noisy-or patient vote), with channels-last
 off (the encoder's weights are 4D). It prints one JSON line with the patient AUROC per split.
+
+    python benchmarks/_frames_probe.py WORK RUN --linear-probe
+
+does not train: it asks what a trained run's features encode. Each clip's pooled feature vector
+(the one the last linear layer reads: `resnet50_frames`' mean+max, or a registry network's global
+average pool) is averaged over the nodule's clips; for each of the phantom's seven TI-RADS
+features (`_aux_probe.truth_targets`, WORK/../phantom/truth.csv) a logistic regression on the
+standardised vectors (C = 1) is fitted on the train nodules and scored on the external nodules
+(AUROC against the truth; echogenicity: very hypoechoic or not). Works on any run of this
+probe, of `_arch_probe.py`, or of `thyrovid train`.
 """
 
 from __future__ import annotations
@@ -29,10 +39,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from _arch_probe import demo_config, train_and_score
+from _aux_probe import AUX, truth_binary, truth_targets
 from thyrovid.models.network import NetConfig
 from thyrovid.models.registry import register
 from thyrovid.models.resnet import resnet50
@@ -75,14 +88,68 @@ def resnet50_frames(cfg: NetConfig) -> nn.Module:
     return FrameNet(cfg)
 
 
+def pooled(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The vector the network's last linear layer reads, for a batch of clips."""
+    if isinstance(model, FrameNet):
+        f = model.frame_vectors(x)
+        return torch.cat([f.mean(1), f.amax(1)], dim=1)
+    f = model.features(x)
+    v = model.pool(f).flatten(1)
+    if getattr(model, "max_pool", None) is not None:
+        v = torch.cat([v, model.max_pool(f).flatten(1)], dim=1)
+    return v
+
+
+def linear_probe(run: Path, work: Path) -> dict:
+    """External nodule AUROC of a linear read-out of the run's features, per TI-RADS feature."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from thyrovid.clips.dataset import to_model_input
+    from thyrovid.runs import load_run
+    from thyrovid.stats.roc import auc
+
+    clips = pd.read_csv(work / "clips.csv")
+    clips = clips[clips.split.isin(["train", "external"])].reset_index(drop=True)
+    model, _ = load_run(run)
+    model.eval()
+    vectors = []
+    with torch.no_grad():
+        for i in range(0, len(clips), 32):
+            x = np.stack([np.load(work / q) for q in clips.clip_path[i : i + 32]])
+            vectors.append(pooled(model, to_model_input(torch.from_numpy(x))[:, None]).numpy())
+    feats = pd.DataFrame(np.concatenate(vectors))
+    feats["nodule_id"] = clips.nodule_id.to_numpy()
+    per_nodule = feats.groupby("nodule_id").mean()
+    split = clips.groupby("nodule_id").split.first().loc[per_nodule.index]
+    t = truth_targets(pd.read_csv(work.parent / "phantom" / "truth.csv"))
+    train, ext = per_nodule[split == "train"], per_nodule[split == "external"]
+    out = {}
+    for col in AUX:
+        y = truth_binary(t, col, train.index)
+        if len(set(y)) < 2:
+            continue
+        fit = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+        fit.fit(train.to_numpy(), y)
+        score = fit.decision_function(ext.to_numpy())
+        out[col] = round(float(auc(truth_binary(t, col, ext.index), score)), 3)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("work", type=Path)
     p.add_argument("run", type=Path)
     p.add_argument("--seed", type=int, default=0, help="the demo seed whose recipe is used")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--linear-probe", action="store_true", help="no training: read RUN's features")
     a = p.parse_args()
     torch.set_num_threads(1)
+    if a.linear_probe:
+        probe = linear_probe(a.run, a.work)
+        print(json.dumps({"run": str(a.run), "external_nodule_auroc_vs_truth": probe}))
+        return
     over = dict(kv.split("=", 1) for kv in a.set)
     t = time.time()
     config = demo_config(a.seed, over, arch="resnet50_frames", channels_last=False)
