@@ -26,7 +26,9 @@ does not train: it asks what a trained run's features encode. Each clip's pooled
 average pool) is averaged over the nodule's clips; for each of the phantom's seven TI-RADS
 features (`_aux_probe.truth_targets`, WORK/../phantom/truth.csv) a logistic regression on the
 standardised vectors (C = 1) is fitted on the train nodules and scored on the external nodules
-(AUROC against the truth; echogenicity: very hypoechoic or not). Works on any run of this
+(AUROC against the truth; echogenicity: very hypoechoic or not). Beside them, at nodule level
+on the external split: the malignancy AUROC of the network's own logit, and of the same
+regression refitted on the malignancy label of the train nodules. Works on any run of this
 probe, of `_arch_probe.py`, or of `thyrovid train`.
 """
 
@@ -114,26 +116,36 @@ def linear_probe(run: Path, work: Path) -> dict:
     clips = clips[clips.split.isin(["train", "external"])].reset_index(drop=True)
     model, _ = load_run(run)
     model.eval()
-    vectors = []
+    vectors, logits = [], []
     with torch.no_grad():
         for i in range(0, len(clips), 32):
             x = np.stack([np.load(work / q) for q in clips.clip_path[i : i + 32]])
-            vectors.append(pooled(model, to_model_input(torch.from_numpy(x))[:, None]).numpy())
+            x = to_model_input(torch.from_numpy(x))[:, None]
+            vectors.append(pooled(model, x).numpy())
+            logits.append(model(x)[:, 0].numpy())
     feats = pd.DataFrame(np.concatenate(vectors))
     feats["nodule_id"] = clips.nodule_id.to_numpy()
     per_nodule = feats.groupby("nodule_id").mean()
+    own = pd.Series(np.concatenate(logits)).groupby(clips.nodule_id.to_numpy()).mean()
     split = clips.groupby("nodule_id").split.first().loc[per_nodule.index]
+    label = clips.groupby("nodule_id").label.max().loc[per_nodule.index]
     t = truth_targets(pd.read_csv(work.parent / "phantom" / "truth.csv"))
     train, ext = per_nodule[split == "train"], per_nodule[split == "external"]
+
+    def readout(y_train, y_ext) -> float:
+        fit = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+        fit.fit(train.to_numpy(), y_train)
+        return round(float(auc(y_ext, fit.decision_function(ext.to_numpy()))), 3)
+
     out = {}
     for col in AUX:
         y = truth_binary(t, col, train.index)
         if len(set(y)) < 2:
             continue
-        fit = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
-        fit.fit(train.to_numpy(), y)
-        score = fit.decision_function(ext.to_numpy())
-        out[col] = round(float(auc(truth_binary(t, col, ext.index), score)), 3)
+        out[col] = readout(y, truth_binary(t, col, ext.index))
+    # malignancy, nodule level: the network's own logit against a refit of its last layer
+    out["malignancy_own_logit"] = round(float(auc(label[ext.index], own[ext.index])), 3)
+    out["malignancy_refit"] = readout(label[train.index], label[ext.index])
     return out
 
 
