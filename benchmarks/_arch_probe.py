@@ -231,12 +231,18 @@ def train_and_score(work: Path, run: Path, config: TrainConfig) -> tuple[dict, l
     return auroc, val
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def probe_parser(doc: str) -> argparse.ArgumentParser:
+    """WORK, RUN, --seed and --set, as every probe on the demo's recipe takes them."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("work", type=Path)
     p.add_argument("run", type=Path)
     p.add_argument("--seed", type=int, default=0, help="the demo seed whose recipe is used")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    return p
+
+
+def main() -> None:
+    p = probe_parser(__doc__)
     p.add_argument("--focus-check", type=Path, metavar="PHANTOM")
     p.add_argument(
         "--focus-prior",

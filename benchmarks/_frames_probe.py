@@ -34,7 +34,6 @@ probe, of `_arch_probe.py`, or of `thyrovid train`.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -46,7 +45,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from _arch_probe import demo_config, train_and_score
+from _arch_probe import demo_config, probe_parser, train_and_score
 from _aux_probe import AUX, truth_binary, truth_targets
 from thyrovid.models.network import NetConfig
 from thyrovid.models.registry import register
@@ -150,11 +149,7 @@ def linear_probe(run: Path, work: Path) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("work", type=Path)
-    p.add_argument("run", type=Path)
-    p.add_argument("--seed", type=int, default=0, help="the demo seed whose recipe is used")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    p = probe_parser(__doc__)
     p.add_argument("--linear-probe", action="store_true", help="no training: read RUN's features")
     a = p.parse_args()
     torch.set_num_threads(1)
