@@ -86,18 +86,25 @@ def truth_binary(t: pd.DataFrame, col: str, nodules) -> np.ndarray:
     return (v >= 0.99 if col == "echogenicity" else v > 0.5).astype(int)
 
 
+def clip_batches(work: Path, clips: pd.DataFrame, size: int = 32):
+    """The clips of `clips`, in its order, as model inputs (B, 1, T, H, W), `size` at a time."""
+    from thyrovid.clips.dataset import to_model_input
+
+    for i in range(0, len(clips), size):
+        x = np.stack([np.load(work / q) for q in clips.clip_path[i : i + size]])
+        yield to_model_input(torch.from_numpy(x))[:, None]
+
+
 def head_outputs(run: Path, work: Path, clips: pd.DataFrame) -> pd.DataFrame:
     """Malignancy logit and auxiliary logits per nodule (mean over its clips), every split."""
-    from thyrovid.clips.dataset import to_model_input
     from thyrovid.runs import load_run
 
     model, _ = load_run(run)
     model.eval()
     rows = []
     with torch.no_grad():
-        for i in range(0, len(clips), 32):
-            x = np.stack([np.load(work / q) for q in clips.clip_path[i : i + 32]])
-            logit = model(to_model_input(torch.from_numpy(x))[:, None])
+        for x in clip_batches(work, clips):
+            logit = model(x)
             rows.append(torch.cat([logit, model.last_aux], 1).numpy())
     df = pd.DataFrame(np.concatenate(rows), columns=["malignancy", *AUX])
     df["nodule_id"], df["split"] = clips.nodule_id.to_numpy(), clips.split.to_numpy()

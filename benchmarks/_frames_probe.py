@@ -46,30 +46,23 @@ import torch
 from torch import nn
 
 from _arch_probe import demo_config, probe_parser, train_and_score
-from _aux_probe import AUX, truth_binary, truth_targets
+from _aux_probe import AUX, clip_batches, truth_binary, truth_targets
 from thyrovid.models.network import NetConfig
 from thyrovid.models.registry import register
 from thyrovid.models.resnet import resnet50
 
 
-class FrameNet(nn.Module):
+class FramePoolNet(nn.Module):
     """A 2D encoder on every frame, mean and max over time, dropout, linear."""
 
     def __init__(self, cfg: NetConfig):
         super().__init__()
-        self.cfg = cfg
-        self.dims = 3
-        self.required_frames = 1
         self.encoder = resnet50(dataclasses.replace(cfg, dims=2))
         channels = self.encoder.out_channels
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(2 * channels, cfg.num_classes)
         nn.init.normal_(self.fc.weight, std=0.01)
         nn.init.zeros_(self.fc.bias)
-
-    @property
-    def cam_layer(self) -> nn.Module:
-        return self.encoder.cam_layer
 
     def frame_vectors(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) clips -> (B, T, channels) per-frame feature vectors."""
@@ -86,12 +79,12 @@ class FrameNet(nn.Module):
 
 @register("resnet50_frames")
 def resnet50_frames(cfg: NetConfig) -> nn.Module:
-    return FrameNet(cfg)
+    return FramePoolNet(cfg)
 
 
 def pooled(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The vector the network's last linear layer reads, for a batch of clips."""
-    if isinstance(model, FrameNet):
+    if isinstance(model, FramePoolNet):
         f = model.frame_vectors(x)
         return torch.cat([f.mean(1), f.amax(1)], dim=1)
     f = model.features(x)
@@ -107,7 +100,6 @@ def linear_probe(run: Path, work: Path) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from thyrovid.clips.dataset import to_model_input
     from thyrovid.runs import load_run
     from thyrovid.stats.roc import auc
 
@@ -117,9 +109,7 @@ def linear_probe(run: Path, work: Path) -> dict:
     model.eval()
     vectors, logits = [], []
     with torch.no_grad():
-        for i in range(0, len(clips), 32):
-            x = np.stack([np.load(work / q) for q in clips.clip_path[i : i + 32]])
-            x = to_model_input(torch.from_numpy(x))[:, None]
+        for x in clip_batches(work, clips):
             vectors.append(pooled(model, x).numpy())
             logits.append(model(x)[:, 0].numpy())
     feats = pd.DataFrame(np.concatenate(vectors))
