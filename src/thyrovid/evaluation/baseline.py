@@ -96,6 +96,29 @@ def patient_auroc(
     return float(auc(p["label"].to_numpy(), p["prob"].to_numpy()))
 
 
+def baseline_probabilities(
+    work: str | Path, clips: pd.DataFrame, fit_splits: tuple[str, ...] = FIT_SPLITS
+) -> np.ndarray:
+    """P(malignant) of every row of `clips` from the baseline fitted on its `fit_splits` rows.
+
+    Raises:
+        ValueError: the fitted clips hold one class only.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = work_features(work, clips)
+    fit = clips["split"].isin(fit_splits).to_numpy()
+    if clips.loc[fit, "label"].nunique() < 2:
+        raise ValueError(
+            f"the hand-made baseline needs both classes in the {' and '.join(fit_splits)} clips"
+        )
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    model.fit(x[fit], clips["label"][fit])
+    return model.predict_proba(x)[:, 1]
+
+
 def handmade_baseline(
     work: str | Path,
     splits: tuple[str, ...] = ("val", "test", "external"),
@@ -108,19 +131,8 @@ def handmade_baseline(
     Raises:
         ValueError: the train+val clips hold one class only.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    work = Path(work)
-    clips = pd.read_csv(work / "clips.csv")
-    x = work_features(work, clips)
-    fit = clips["split"].isin(FIT_SPLITS).to_numpy()
-    if clips.loc[fit, "label"].nunique() < 2:
-        raise ValueError("the hand-made baseline needs both classes in the train and val clips")
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    model.fit(x[fit], clips["label"][fit])
-    prob = model.predict_proba(x)[:, 1]
+    clips = pd.read_csv(Path(work) / "clips.csv")
+    prob = baseline_probabilities(work, clips)
     scores = {}
     for split in splits:
         value = patient_auroc(clips, prob, split, patient_vote)
