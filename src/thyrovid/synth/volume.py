@@ -119,15 +119,12 @@ def nodule_geometry(features: dict, rng: np.random.Generator) -> NoduleGeometry:
     arc = (-rng.uniform(1.2, 2.2), rng.uniform(1.2, 2.2)) if rim else (0.0, 0.0)
     gaps = rng.uniform(arc[0] + 0.3, arc[1] - 0.3, 2) if rim == 2 else np.zeros(0)
     lobe_half = max(rng.uniform(11.0, 15.0), a + 2.5)
-    lobe_x, anterior = rng.uniform(-2.0, 2.0), rng.uniform(7.0, 8.5)
-    if margin == 4:
-        # gross extrathyroidal extension: the capsule crosses the nodule 0.8-1.6 mm below its
-        # apex, so its bright line stops at the nodule, which bulges through into the strap
-        # muscles (the same draw as the other nodules, so they stay as they were)
-        anterior = depth - b + 0.8 + 0.8 * (anterior - 7.0) / 1.5
-    else:
-        anterior = min(anterior, depth - b - 0.8)  # inside the lobe, under an intact capsule
-    lobe = (lobe_x, lobe_half, anterior, max(rng.uniform(27.0, 31.0), depth + b + 2.0))
+    lobe = (
+        rng.uniform(-2.0, 2.0),
+        lobe_half,
+        min(rng.uniform(7.0, 8.5), depth - b - 0.8),
+        max(rng.uniform(27.0, 31.0), depth + b + 2.0),
+    )
     side = 1 if rng.random() < 0.5 else -1
     carotid = (
         side * (lobe_half + rng.uniform(3.0, 6.0)),
