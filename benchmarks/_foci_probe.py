@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _aux_probe import reported, truth_targets  # noqa: E402
+from _aux_probe import reported, truth_binary, truth_targets  # noqa: E402
 
 TOP_K = 8
 LO, HI = 12, 52  # the crop's central 5/8 at 64 px
@@ -135,7 +135,7 @@ def main() -> None:
     truth = truth_targets(pd.read_csv(phantom / "truth.csv"))
     targets = truth if a.targets == "truth" else reported(truth, a.seed)
     train = clips[clips.split == "train"].reset_index(drop=True)
-    y = torch.tensor(targets.loc[train.nodule_id, "micro"].to_numpy() > 0.5, dtype=torch.float32)
+    y = torch.tensor(truth_binary(targets, "micro", train.nodule_id), dtype=torch.float32)
     net = train_detector(load(work, train), y, a.epochs, a.seed)
     rest = clips[clips.split != "train"].reset_index(drop=True)
     rest["focus"] = score(net, load(work, rest))
@@ -152,17 +152,11 @@ def main() -> None:
         net=("net", "mean"),
         focus=("focus", "mean"),
     )
-    nod["micro"] = (truth.loc[nod.index, "micro"] > 0.5).astype(float)
+    nod["micro"] = truth_binary(truth, "micro", nod.index).astype(float)
     out: dict = {"seed": a.seed, "targets": a.targets, "epochs": a.epochs}
-    out["reported_agreement_train"] = round(
-        float(
-            (
-                targets.loc[train.nodule_id.unique(), "micro"]
-                == truth.loc[train.nodule_id.unique(), "micro"]
-            ).mean()
-        ),
-        3,
-    )
+    trained = train.nodule_id.unique()
+    agree = truth_binary(targets, "micro", trained) == truth_binary(truth, "micro", trained)
+    out["reported_agreement_train"] = round(float(agree.mean()), 3)
     for split in ("test", "external"):
         s = nod[nod.split == split]
         out[f"detector_vs_truth_{split}"] = round(roc_auc_score(s.micro, s.focus), 3)
