@@ -88,11 +88,8 @@ def truth_design(truth: pd.DataFrame, micro: np.ndarray) -> np.ndarray:
     ).astype(float)
 
 
-def ceilings(phantom: Path, clips: pd.DataFrame) -> dict:
-    """Bayes, all-features, key-frame and clip ceilings (patient level, external)."""
-    from sklearn.linear_model import LogisticRegression
-
-    truth = pd.read_csv(phantom / "truth.csv")
+def focus_seen(phantom: Path, clips: pd.DataFrame) -> tuple[dict[str, bool], dict[str, bool]]:
+    """Per nodule: is a focus in the plane of one of its key frames, of some frame of its clips?"""
     in_key: dict[str, bool] = {}
     in_clip: dict[str, bool] = {}
     seen_in: dict[str, np.ndarray] = {}  # video -> (T,) a focus visible in the frame
@@ -105,6 +102,15 @@ def ceilings(phantom: Path, clips: pd.DataFrame) -> dict:
         in_key[n] = in_key.get(n, False) or bool(seen[row.key_frame])
         stop = row.first_frame + row.n_frames
         in_clip[n] = in_clip.get(n, False) or bool(seen[row.first_frame : stop].any())
+    return in_key, in_clip
+
+
+def ceilings(phantom: Path, clips: pd.DataFrame) -> dict:
+    """Bayes, all-features, key-frame and clip ceilings (patient level, external)."""
+    from sklearn.linear_model import LogisticRegression
+
+    truth = pd.read_csv(phantom / "truth.csv")
+    in_key, in_clip = focus_seen(phantom, clips)
     present = truth["n_micro"].to_numpy() > 0
     fit = truth["split"].isin(["train", "val"]).to_numpy()
     nod = truth.assign(video_id=truth["nodule_id"])
