@@ -50,6 +50,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _foci_probe import network_logits  # noqa: E402
 from _perception_probe import nodule_vote  # noqa: E402
 from learning import focus_seen  # noqa: E402
 
@@ -88,11 +89,7 @@ def nodules(demo: Path, run: Path) -> pd.DataFrame:
     work = demo / "work"
     clips = pd.read_csv(work / "clips.csv")
     clips = clips.join(measured(work, clips))
-    pred = pd.read_csv(run / "predictions.csv")
-    pred = pred[pred.level == "clip"].rename(columns={"id": "clip_id"})[["clip_id", "prob"]]
-    clips = clips.merge(pred, on="clip_id", how="left")
-    p = clips.prob.clip(1e-6, 1 - 1e-6)
-    clips["net"] = np.log(p / (1 - p))
+    clips = clips.merge(network_logits(run), on="clip_id", how="left")
     nod = clips.groupby("nodule_id").agg(
         patient_id=("patient_id", "first"),
         split=("split", "first"),

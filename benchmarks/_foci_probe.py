@@ -117,6 +117,14 @@ def score(net: FocusNet, x: torch.Tensor) -> np.ndarray:
         )
 
 
+def network_logits(run: Path) -> pd.DataFrame:
+    """clip_id and the run's malignancy logit `net` per clip, from RUN/predictions.csv."""
+    pred = pd.read_csv(run / "predictions.csv")
+    pred = pred[pred.level == "clip"].rename(columns={"id": "clip_id"})
+    prob = pred.prob.clip(1e-6, 1 - 1e-6)
+    return pd.DataFrame({"clip_id": pred.clip_id, "net": np.log(prob / (1 - prob))})
+
+
 def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -140,11 +148,7 @@ def main() -> None:
     rest = clips[clips.split != "train"].reset_index(drop=True)
     rest["focus"] = score(net, load(work, rest))
 
-    pred = pd.read_csv(a.run / "predictions.csv")
-    pred = pred[pred.level == "clip"].rename(columns={"id": "clip_id"})[["clip_id", "prob"]]
-    rest = rest.merge(pred, on="clip_id")
-    prob = rest.prob.clip(1e-6, 1 - 1e-6)
-    rest["net"] = np.log(prob / (1 - prob))
+    rest = rest.merge(network_logits(a.run), on="clip_id")
     nod = rest.groupby("nodule_id").agg(
         patient_id=("patient_id", "first"),
         split=("split", "first"),
