@@ -8,7 +8,7 @@ them (DEMO/runs/3d_resnet50, or `_arch_probe.py DEMO/work RUN --seed N`). No tra
 pass over the clips (about 20 s per demo).
 
 Each line is a logistic regression on per-nodule columns (standardised, C = 1), external
-patients voted by noisy-or (`_perception_probe.nodule_vote`, the project's vote). Columns:
+patients voted by noisy-or (`_perception_probe.nodule_patients`, the project's vote). Columns:
 - `net`: the run's 3D logit, the mean over the nodule's clips (`network_own_output`: its
   sigmoid voted as is, the figure the run itself reports);
 - measured from the pixels with no learning: `echo`, the log ratio of the median of the crop's
@@ -51,7 +51,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _foci_probe import network_logits  # noqa: E402
-from _perception_probe import nodule_vote  # noqa: E402
+from _perception_probe import nodule_patients  # noqa: E402
 from learning import focus_seen  # noqa: E402
 
 VISIBLE = ["echogenicity", "taller", "foci", "n_foci", "macro", "rim_continuous", "rim_interrupted"]
@@ -129,13 +129,6 @@ def external_prob(nod: pd.DataFrame, cols: list[str], fit_splits: tuple[str, ...
     return prob
 
 
-def patients(nod: pd.DataFrame, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """External patients' (label, noisy-or of their nodules' `prob`)."""
-    ext = nod.assign(q=prob)[nod.split == "external"]
-    d = ext.groupby("patient_id").agg(y=("label", "max"), q=("q", lambda v: 1 - np.prod(1 - v)))
-    return d.y.to_numpy(int), d.q.to_numpy(float)
-
-
 def bootstrap(y: np.ndarray, q: np.ndarray, n: int, rng) -> np.ndarray:
     """`n` AUROCs of stratified resamples of the patients (y, q)."""
     from thyrovid.stats.roc import auc
@@ -161,7 +154,7 @@ def _clip_vs_key(nod: pd.DataFrame, cols: list[str], clip: np.ndarray, key: np.n
     scores = []
     for shown in (clip, key):
         view = nod.assign(foci=nod.foci * shown, n_foci=nod.n_foci * shown)
-        y, q = patients(view, external_prob(view, cols, ("train", "val")))
+        y, q = nodule_patients(view, external_prob(view, cols, ("train", "val")), "external")
         scores.append(q)
     return delong_test(y, scores[0], scores[1])
 
@@ -227,10 +220,8 @@ def main() -> None:
             **{k: external_prob(nod, c, ("train", "val")) for k, c in TRUTH.items()},
         }
         for name, prob in probs.items():
-            out[name] = nodule_vote(nod, prob, "external")
-            y, q = patients(nod, prob)
-            if abs(auc(y, q) - out[name]) > 1e-3:
-                raise AssertionError(f"{name}: the bootstrap's vote differs from the project's")
+            y, q = nodule_patients(nod, prob, "external")
+            out[name] = round(float(auc(y, q)), 3)
             draws.setdefault(name, []).append(bootstrap(y, q, 4000, rng))
         out["information_3d_vs_2d"] = information_3d_vs_2d(demo, nod)
         out["fitted_on_val_test"] = list(STACKS)

@@ -43,6 +43,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _aux_probe import reported, truth_binary, truth_targets  # noqa: E402
+from _perception_probe import nodule_vote  # noqa: E402
 
 TOP_K = 8
 LO, HI = 12, 52  # the crop's central 5/8 at 64 px
@@ -167,12 +168,7 @@ def main() -> None:
     fit, ext = nod[nod.split.isin(["val", "test"])], nod[nod.split == "external"]
 
     def patients(p_nodule: np.ndarray) -> float:
-        d = (
-            ext.assign(q=p_nodule)
-            .groupby("patient_id")
-            .agg(y=("label", "max"), q=("q", lambda v: 1 - np.prod(1 - v)))
-        )
-        return round(float(roc_auc_score(d.y, d.q)), 3)
+        return nodule_vote(ext, p_nodule, "external")
 
     out["external_network"] = patients(1 / (1 + np.exp(-ext.net.to_numpy())))
     for name, col in (

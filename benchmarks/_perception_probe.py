@@ -100,17 +100,30 @@ def nodule_outputs(net: FrameNet, work: Path, clips: pd.DataFrame, cols: list[st
     return df.groupby("nodule_id").agg(agg)
 
 
-def nodule_vote(nodules: pd.DataFrame, prob: np.ndarray, split: str) -> float:
-    """Patient AUROC on `split` of one probability per nodule, voted by noisy-or.
+def nodule_patients(
+    nodules: pd.DataFrame, prob: np.ndarray, split: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """`split`'s patients as (label, P) from one probability per nodule, voted by noisy-or.
 
-    The nodules go through the project's own vote (`evaluation.baseline.patient_auroc`, which
+    The nodules go through the project's own vote (`inference.voting.soft_vote`, which
     `evaluate --patient-vote noisy-or` uses), each nodule as a clip of its own.
     """
-    from thyrovid.evaluation.baseline import patient_auroc
+    from thyrovid.inference.voting import soft_vote
 
     rows = nodules.reset_index().rename(columns={"index": "nodule_id"})
-    rows = rows.assign(clip_id=rows.nodule_id, video_id=rows.nodule_id, center="")
-    return round(patient_auroc(rows, np.asarray(prob), split, "noisy-or"), 3)
+    rows = rows.assign(
+        clip_id=rows.nodule_id, video_id=rows.nodule_id, center="", prob=np.asarray(prob)
+    )
+    p = soft_vote(rows[rows["split"] == split], patient_vote="noisy-or")
+    p = p[p["level"] == "patient"]
+    return p["label"].to_numpy(int), p["prob"].to_numpy(float)
+
+
+def nodule_vote(nodules: pd.DataFrame, prob: np.ndarray, split: str) -> float:
+    """Patient AUROC on `split` of one probability per nodule, voted by noisy-or."""
+    from thyrovid.stats.roc import auc
+
+    return round(float(auc(*nodule_patients(nodules, prob, split))), 3)
 
 
 def second_stage(nodules: pd.DataFrame, cols: list[str]) -> dict:
